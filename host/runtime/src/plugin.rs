@@ -1,0 +1,446 @@
+//! A loaded plugin and its calls: a fresh `Store` per call with the
+//! plugin's limits, run on tokio's blocking pool behind the runtime's
+//! semaphore; failures mapped to `PluginFailure`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use keyward_core::{
+    Artifact, DecideRequest, PluginFailure, RenderRequest, SandboxReason, SecretDecision, SecretRef,
+};
+use wasmtime::component::Instance;
+use wasmtime::{Store, Trap};
+
+use crate::bindings::types;
+use crate::config::{LoadStats, PluginLimits, World};
+use crate::convert;
+use crate::error::{Error, Result};
+use crate::host::{HostState, HostStop};
+use crate::redact::Redactor;
+use crate::runtime::{EPOCH_TICK, GuestIndices, Loaded, RuntimeInner};
+
+/// A loaded plugin. Cheap to clone; calls may run concurrently.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    name: Arc<str>,
+    limits: PluginLimits,
+    loaded: Arc<Loaded>,
+    runtime: Arc<RuntimeInner>,
+    stats: LoadStats,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.inner.name)
+            .field("world", &self.inner.loaded.world)
+            .field("digest", &self.inner.loaded.digest)
+            .field("language", &self.inner.loaded.language)
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
+
+/// Which export a call runs, for deadlines and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    ValidateSettings,
+    Decide,
+    Plan,
+    Render,
+}
+
+impl Call {
+    fn as_str(self) -> &'static str {
+        match self {
+            Call::ValidateSettings => "validate-settings",
+            Call::Decide => "decide",
+            Call::Plan => "plan",
+            Call::Render => "render",
+        }
+    }
+}
+
+type GuestResult<R> = wasmtime::Result<std::result::Result<R, types::PluginError>>;
+
+impl Plugin {
+    pub(crate) fn new(
+        name: &str,
+        limits: PluginLimits,
+        loaded: Arc<Loaded>,
+        runtime: Arc<RuntimeInner>,
+        stats: LoadStats,
+    ) -> Plugin {
+        Plugin {
+            inner: Arc::new(PluginInner {
+                name: name.into(),
+                limits,
+                loaded,
+                runtime,
+                stats,
+            }),
+        }
+    }
+
+    /// The name from its [`crate::PluginSpec`].
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The world it targets.
+    pub fn world(&self) -> World {
+        self.inner.loaded.world
+    }
+
+    /// `sha256:<hex>` of the component.
+    pub fn digest(&self) -> &str {
+        &self.inner.loaded.digest
+    }
+
+    /// Guest language, when the component says.
+    pub fn language(&self) -> Option<&str> {
+        self.inner.loaded.language.as_deref()
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.inner.limits
+    }
+
+    /// How the load went.
+    pub fn load_stats(&self) -> LoadStats {
+        self.inner.stats
+    }
+
+    /// This plugin as a policy; an error if it is a renderer.
+    pub fn policy(&self) -> Result<Arc<dyn keyward_core::Policy>> {
+        self.expect_world(World::Policy)?;
+        Ok(Arc::new(PolicyPlugin(self.clone())))
+    }
+
+    /// This plugin as a renderer; an error if it is a policy.
+    pub fn renderer(&self) -> Result<Arc<dyn keyward_core::Renderer>> {
+        self.expect_world(World::Renderer)?;
+        Ok(Arc::new(RendererPlugin(self.clone())))
+    }
+
+    fn expect_world(&self, wanted: World) -> Result<()> {
+        if self.world() == wanted {
+            Ok(())
+        } else {
+            Err(Error::WrongWorld {
+                name: self.name().to_string(),
+                actual: self.world(),
+                wanted,
+            })
+        }
+    }
+
+    /// Run `f` against a fresh instance on the blocking pool.
+    async fn call<R, F>(&self, call: Call, redactor: Redactor, f: F) -> Result<R, PluginFailure>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Store<HostState>, &Instance, &GuestIndices) -> GuestResult<R>
+            + Send
+            + 'static,
+    {
+        let permit = self
+            .inner
+            .runtime
+            .calls
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PluginFailure::Sandbox {
+                reason: SandboxReason::Load,
+                detail: "the runtime is shutting down".into(),
+            })?;
+        let span =
+            tracing::debug_span!("plugin_call", plugin = %self.inner.name, call = call.as_str());
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        let inner = self.inner.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            tracing::dispatcher::with_default(&dispatch, || {
+                span.in_scope(|| inner.run(call, redactor, f))
+            })
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            Err(e) => Err(PluginFailure::Sandbox {
+                reason: SandboxReason::Trap,
+                detail: if e.is_panic() {
+                    "the host side of the call panicked (a Keyward bug)".into()
+                } else {
+                    "the call was cancelled".into()
+                },
+            }),
+        }
+    }
+}
+
+impl PluginInner {
+    fn deadline(&self, call: Call) -> Duration {
+        match call {
+            Call::Decide => self.limits.decide_deadline,
+            Call::ValidateSettings | Call::Plan | Call::Render => self.limits.render_deadline,
+        }
+    }
+
+    fn run<R, F>(&self, call: Call, redactor: Redactor, f: F) -> Result<R, PluginFailure>
+    where
+        F: FnOnce(&mut Store<HostState>, &Instance, &GuestIndices) -> GuestResult<R>,
+    {
+        let started = Instant::now();
+        let deadline = self.deadline(call);
+        let state = HostState::new(
+            self.name.clone(),
+            &self.limits,
+            started + deadline,
+            Arc::new(redactor),
+        );
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| s.limiter());
+        store.set_epoch_deadline(deadline_ticks(deadline));
+        store.epoch_deadline_trap();
+        store.set_hostcall_fuel(self.limits.hostcall_fuel);
+
+        let instance = self.loaded.pre.instantiate(&mut store);
+        let outcome = match instance {
+            Err(e) => Err((true, e)),
+            Ok(instance) => f(&mut store, &instance, &self.loaded.guest).map_err(|e| (false, e)),
+        };
+        let state = store.data_mut();
+        let stop = state.take_stop();
+        state.log.finish(&state.stdout, &state.stderr);
+        let result = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(plugin_error)) => Err(PluginFailure::Plugin(convert::plugin_error_from(
+                plugin_error,
+            ))),
+            Err((instantiating, error)) => Err(classify(
+                &error,
+                stop,
+                instantiating,
+                deadline,
+                &self.limits,
+            )),
+        };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match &result {
+            Ok(_) => tracing::trace!(elapsed_ms, "plugin call done"),
+            Err(failure) => tracing::debug!(
+                elapsed_ms,
+                kind = failure.kind_label(),
+                "plugin call failed: {failure}"
+            ),
+        }
+        result
+    }
+}
+
+/// Ticks for a deadline: rounded up, plus one because the current tick is
+/// already partly over.
+fn deadline_ticks(deadline: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos();
+    let ticks = deadline.as_nanos().div_ceil(tick);
+    u64::try_from(ticks)
+        .unwrap_or(u64::MAX / 2)
+        .saturating_add(1)
+}
+
+/// The text wasmtime 48 gives hostcall-fuel exhaustion. Its error type is
+/// private to wasmtime, so this is the one place that matches on a
+/// message; wasmtime is pinned to an exact version, and the hostile-plugin
+/// suite (`big-string`) fails if the text ever changes.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+fn classify(
+    error: &wasmtime::Error,
+    stop: Option<HostStop>,
+    instantiating: bool,
+    deadline: Duration,
+    limits: &PluginLimits,
+) -> PluginFailure {
+    let (reason, detail) = match stop {
+        Some(HostStop::Memory { desired, limit }) => (
+            SandboxReason::MemoryLimit,
+            format!(
+                "memory limit of {limit} bytes reached (the plugin asked for {desired} bytes in all)"
+            ),
+        ),
+        Some(HostStop::Sleep { requested }) => (
+            SandboxReason::Timeout,
+            format!(
+                "the plugin tried to sleep for {requested:?}, past its deadline of {} ms",
+                deadline.as_millis()
+            ),
+        ),
+        None => {
+            if let Some(trap) = error.downcast_ref::<Trap>() {
+                match trap {
+                    Trap::Interrupt => (
+                        SandboxReason::Timeout,
+                        format!("deadline of {} ms exceeded", deadline.as_millis()),
+                    ),
+                    Trap::StackOverflow => (SandboxReason::Trap, "stack overflow".to_string()),
+                    other => (SandboxReason::Trap, other.to_string()),
+                }
+            } else if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                (
+                    SandboxReason::Trap,
+                    format!("the plugin called exit({})", exit.0),
+                )
+            } else if error
+                .chain()
+                .any(|e| e.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
+            {
+                (
+                    SandboxReason::HostcallLimit,
+                    format!(
+                        "more than {} bytes crossed from the plugin to the host in one transfer",
+                        limits.hostcall_fuel
+                    ),
+                )
+            } else if instantiating {
+                (
+                    SandboxReason::Load,
+                    format!("instantiation failed: {}", error.root_cause()),
+                )
+            } else {
+                // Host-side errors (invalid UTF-8, bad discriminants, ...):
+                // their messages describe the failure, never guest memory.
+                (SandboxReason::Trap, error.root_cause().to_string())
+            }
+        }
+    };
+    PluginFailure::Sandbox { reason, detail }
+}
+
+/// A policy plugin behind `keyward_core::Policy`.
+struct PolicyPlugin(Plugin);
+
+#[async_trait]
+impl keyward_core::Policy for PolicyPlugin {
+    async fn validate_settings(&self, settings: &str) -> Result<(), PluginFailure> {
+        let settings = settings.to_string();
+        self.0
+            .call(
+                Call::ValidateSettings,
+                Redactor::none(),
+                move |store, instance, guest| {
+                    let GuestIndices::Policy(indices) = guest else {
+                        return Err(wasmtime::format_err!("not a policy component"));
+                    };
+                    indices
+                        .load(&mut *store, instance)?
+                        .call_validate_settings(store, &settings)
+                },
+            )
+            .await
+    }
+
+    async fn decide(&self, request: DecideRequest) -> Result<Vec<SecretDecision>, PluginFailure> {
+        let request = convert::decide_request(&request);
+        self.0
+            .call(
+                Call::Decide,
+                Redactor::none(),
+                move |store, instance, guest| {
+                    let GuestIndices::Policy(indices) = guest else {
+                        return Err(wasmtime::format_err!("not a policy component"));
+                    };
+                    indices
+                        .load(&mut *store, instance)?
+                        .call_decide(store, &request)
+                },
+            )
+            .await
+            .map(convert::decisions_from)
+    }
+}
+
+/// A renderer plugin behind `keyward_core::Renderer`.
+struct RendererPlugin(Plugin);
+
+#[async_trait]
+impl keyward_core::Renderer for RendererPlugin {
+    async fn validate_settings(&self, settings: &str) -> Result<(), PluginFailure> {
+        let settings = settings.to_string();
+        self.0
+            .call(
+                Call::ValidateSettings,
+                Redactor::none(),
+                move |store, instance, guest| {
+                    let GuestIndices::Renderer(indices) = guest else {
+                        return Err(wasmtime::format_err!("not a renderer component"));
+                    };
+                    indices
+                        .load(&mut *store, instance)?
+                        .call_validate_settings(store, &settings)
+                },
+            )
+            .await
+    }
+
+    async fn plan(
+        &self,
+        template: Option<&str>,
+        settings: &str,
+    ) -> Result<Vec<SecretRef>, PluginFailure> {
+        let template = template.map(str::to_string);
+        let settings = settings.to_string();
+        self.0
+            .call(
+                Call::Plan,
+                Redactor::none(),
+                move |store, instance, guest| {
+                    let GuestIndices::Renderer(indices) = guest else {
+                        return Err(wasmtime::format_err!("not a renderer component"));
+                    };
+                    indices.load(&mut *store, instance)?.call_plan(
+                        store,
+                        template.as_deref(),
+                        &settings,
+                    )
+                },
+            )
+            .await
+            .map(convert::secret_refs_from)
+    }
+
+    async fn render(&self, request: RenderRequest) -> Result<Vec<Artifact>, PluginFailure> {
+        let redactor = Redactor::from_values(&request.secrets);
+        let request = convert::render_request(&request);
+        self.0
+            .call(Call::Render, redactor, move |store, instance, guest| {
+                let GuestIndices::Renderer(indices) = guest else {
+                    return Err(wasmtime::format_err!("not a renderer component"));
+                };
+                indices
+                    .load(&mut *store, instance)?
+                    .call_render(store, &request)
+            })
+            .await
+            .and_then(convert::artifacts_from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_round_up() {
+        assert_eq!(deadline_ticks(Duration::from_millis(100)), 11);
+        assert_eq!(deadline_ticks(Duration::from_millis(101)), 12);
+        assert_eq!(deadline_ticks(Duration::from_millis(1)), 2);
+    }
+}
+

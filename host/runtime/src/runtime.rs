@@ -1,0 +1,449 @@
+//! The one engine of a process, its epoch ticker, the linker, and the table
+//! of loaded plugins (one `InstancePre` per component digest).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::{decider, render};
+use crate::cache::{DiskCache, Miss};
+use crate::config::{LoadStats, PluginLimits, PluginSpec, RuntimeConfig, World};
+use crate::error::{Error, Result, boxed};
+use crate::host::{self, HostState};
+use crate::inspect::{self, check_import, contract_export};
+use crate::plugin::Plugin;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The plugin runtime: one wasmtime `Engine` (component model, epoch
+/// interruption, pooling allocator with copy-on-write memory images), an
+/// epoch ticker thread, the sandbox linker, the precompiled-component cache
+/// and the loaded plugins. Cheap to clone; create one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .field("pooling", &self.inner.pooling)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    linker: Linker<HostState>,
+    pub(crate) config: RuntimeConfig,
+    /// Whether the pooling allocator is in use.
+    pooling: bool,
+    cache: Option<DiskCache>,
+    loaded: Mutex<HashMap<String, Arc<Loaded>>>,
+    pub(crate) calls: Arc<tokio::sync::Semaphore>,
+    _ticker: Ticker,
+}
+
+/// A compiled, checked and linked component, shared by every plugin with
+/// the same digest.
+pub(crate) struct Loaded {
+    pub(crate) digest: String,
+    pub(crate) world: World,
+    pub(crate) language: Option<String>,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) guest: GuestIndices,
+}
+
+pub(crate) enum GuestIndices {
+    Policy(decider::GuestIndices),
+    Renderer(render::GuestIndices),
+}
+
+impl Runtime {
+    /// Build the engine, the linker and the ticker, and open the cache.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let (engine, pooling) = build_engine(&config)?;
+        let mut linker = Linker::new(&engine);
+        host::add_to_linker(&mut linker).map_err(|e| Error::Engine { source: boxed(e) })?;
+        let cache = match &config.cache_dir {
+            None => None,
+            Some(dir) => match DiskCache::open(dir, &engine) {
+                Ok(cache) => Some(cache),
+                // The default location is best effort; a configured one
+                // must work.
+                Err(e) if Some(dir) == crate::config::default_cache_dir().as_ref() => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        error = %e,
+                        "component cache unavailable; plugins are compiled on every start"
+                    );
+                    None
+                }
+                Err(source) => {
+                    return Err(Error::Cache {
+                        path: dir.clone(),
+                        source,
+                    });
+                }
+            },
+        };
+        let ticker = Ticker::start(&engine);
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                calls: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_calls.max(1),
+                )),
+                engine,
+                linker,
+                pooling,
+                cache,
+                config,
+                loaded: Mutex::new(HashMap::new()),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// Whether the pooling allocator is in use (false after a fallback).
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// Load a component file.
+    pub fn load_file(&self, path: &Path, spec: &PluginSpec) -> Result<Plugin> {
+        let started = Instant::now();
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            name: spec.name.clone(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_inner(&bytes, spec, started)
+    }
+
+    /// Load a component from bytes (binary, or WAT text).
+    pub fn load_bytes(&self, bytes: &[u8], spec: &PluginSpec) -> Result<Plugin> {
+        self.load_inner(bytes, spec, Instant::now())
+    }
+
+    /// Forget every loaded component (plugins already handed out keep
+    /// theirs). The next load deserializes from the disk cache or compiles.
+    pub fn unload_all(&self) {
+        self.lock_loaded().clear();
+    }
+
+    /// Path of the precompiled cache entry for a component digest
+    /// (`sha256:<hex>`), if a disk cache is in use.
+    pub fn cache_entry_path(&self, digest: &str) -> Option<std::path::PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        self.inner.cache.as_ref().map(|c| c.entry_path(hex))
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Loaded>>> {
+        self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[tracing::instrument(skip_all, fields(plugin = %spec.name))]
+    fn load_inner(&self, bytes: &[u8], spec: &PluginSpec, started: Instant) -> Result<Plugin> {
+        let name = &spec.name;
+        let bytes = text_to_binary(name, bytes)?;
+        let digest = inspect::digest(&bytes);
+        if let Some(expected) = &spec.digest {
+            let expected_norm = expected.to_ascii_lowercase();
+            let well_formed = expected_norm
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !well_formed {
+                return Err(Error::InvalidDigest {
+                    name: name.clone(),
+                    digest: expected.clone(),
+                });
+            }
+            if expected_norm != digest {
+                return Err(Error::DigestMismatch {
+                    name: name.clone(),
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let existing = self.lock_loaded().get(&digest).cloned();
+        let (loaded, cache_hit, compile_ms) = match existing {
+            Some(loaded) => (loaded, true, 0.0),
+            None => {
+                let (loaded, cache_hit, compile_ms) = self.compile(name, &bytes, &digest)?;
+                let loaded = self
+                    .lock_loaded()
+                    .entry(digest.clone())
+                    .or_insert_with(|| Arc::new(loaded))
+                    .clone();
+                (loaded, cache_hit, compile_ms)
+            }
+        };
+        let limits = spec
+            .limits
+            .unwrap_or_else(|| PluginLimits::for_language(loaded.language.as_deref()));
+        limits
+            .validate(self.inner.config.max_memory_bytes)
+            .map_err(|detail| Error::Limits {
+                name: name.clone(),
+                detail,
+            })?;
+        let stats = LoadStats {
+            cache_hit,
+            compile_ms,
+            load_ms: started.elapsed().as_secs_f64() * 1e3,
+        };
+        tracing::debug!(
+            digest = %loaded.digest,
+            world = %loaded.world,
+            language = loaded.language.as_deref().unwrap_or("unknown"),
+            cache_hit,
+            load_ms = stats.load_ms,
+            "plugin loaded"
+        );
+        Ok(Plugin::new(name, limits, loaded, self.inner.clone(), stats))
+    }
+
+    /// Compile (or deserialize from the disk cache), check and link.
+    fn compile(&self, name: &str, bytes: &[u8], digest: &str) -> Result<(Loaded, bool, f64)> {
+        // Cheap checks on the bytes first, so that a component that would be
+        // refused is never compiled.
+        let inspection = inspect::inspect(bytes).map_err(|e| match e {
+            Error::NotAComponent { detail, .. } => Error::NotAComponent {
+                name: name.to_string(),
+                detail,
+            },
+            other => other,
+        })?;
+        if let Some((import, reason)) = inspection.refused_imports.first() {
+            return Err(Error::ForbiddenImport {
+                name: name.to_string(),
+                import: import.clone(),
+                reason,
+            });
+        }
+        if inspection.world.is_none() {
+            return Err(Error::UnknownWorld {
+                name: name.to_string(),
+                exports: inspection.exports,
+            });
+        }
+        let digest_hex = &digest["sha256:".len()..];
+        let engine = &self.inner.engine;
+        let mut from_cache = None;
+        if let Some(cache) = &self.inner.cache {
+            match cache.get(digest_hex) {
+                Ok(serialized) => match deserialize(engine, &serialized) {
+                    Ok(component) => from_cache = Some(component),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "a verified cache entry did not deserialize; recompiling"
+                    ),
+                },
+                Err(Miss::Absent) => {}
+                Err(Miss::Rejected(why)) => tracing::warn!(
+                    path = %cache.entry_path(digest_hex).display(),
+                    reason = why,
+                    "rejected a precompiled cache entry (deleted); recompiling"
+                ),
+                Err(Miss::Io(e)) => tracing::warn!(error = %e, "cannot read the component cache"),
+            }
+        }
+        let cache_hit = from_cache.is_some();
+        let mut compile_ms = 0.0;
+        let component = match from_cache {
+            Some(c) => c,
+            None => {
+                let t = Instant::now();
+                let component = Component::new(engine, bytes).map_err(|e| Error::Compile {
+                    name: name.to_string(),
+                    source: boxed(e),
+                })?;
+                compile_ms = t.elapsed().as_secs_f64() * 1e3;
+                if let Some(cache) = &self.inner.cache {
+                    match component.serialize() {
+                        Ok(serialized) => {
+                            if let Err(e) = cache.put(digest_hex, &serialized) {
+                                tracing::warn!(error = %e, "cannot write the component cache");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot serialize a component"),
+                    }
+                }
+                component
+            }
+        };
+        // The authoritative check, on what wasmtime will link.
+        let ty = component.component_type();
+        for (import, _) in ty.imports(engine) {
+            if let Err(reason) = check_import(import) {
+                return Err(Error::ForbiddenImport {
+                    name: name.to_string(),
+                    import: import.to_string(),
+                    reason,
+                });
+            }
+        }
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let Some(contract) = contract_export(&exports) else {
+            return Err(Error::UnknownWorld {
+                name: name.to_string(),
+                exports,
+            });
+        };
+        let link = |e: wasmtime::Error| Error::Link {
+            name: name.to_string(),
+            source: boxed(e),
+        };
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link)?;
+        let guest = match contract.world {
+            World::Policy => GuestIndices::Policy(decider::GuestIndices::new(&pre).map_err(link)?),
+            World::Renderer => {
+                GuestIndices::Renderer(render::GuestIndices::new(&pre).map_err(link)?)
+            }
+        };
+        Ok((
+            Loaded {
+                digest: digest.to_string(),
+                world: contract.world,
+                language: inspection.language,
+                pre,
+                guest,
+            },
+            cache_hit,
+            compile_ms,
+        ))
+    }
+}
+
+/// WAT text is accepted (tests, hand-written fixtures) and digested as the
+/// binary it encodes.
+fn text_to_binary<'a>(name: &str, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.into());
+    }
+    wat::parse_bytes(bytes).map_err(|e| Error::NotAComponent {
+        name: name.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Deserialize a cache entry.
+#[expect(
+    unsafe_code,
+    reason = "deserializing precompiled code is unsafe by nature"
+)]
+fn deserialize(engine: &Engine, serialized: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `serialized` is the payload of a cache entry whose HMAC-SHA256
+    // tag, under the per-cache random key that only this code reads and
+    // writes (mode 0600), was verified by `DiskCache::get` just now over
+    // these exact in-memory bytes; so they are bytes this runtime produced
+    // with `Component::serialize` for an engine with the same compatibility
+    // hash (which is part of the tag), and not a file anyone else wrote or
+    // modified. Wasmtime additionally checks the header and engine
+    // compatibility before using them.
+    unsafe { Component::deserialize(engine, serialized) }
+}
+
+fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool)> {
+    let base = || {
+        let mut c = Config::new();
+        c.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .memory_init_cow(true)
+            // Slots no larger than the largest allowed memory keep the
+            // reserved address space modest (bounds checks are then explicit).
+            .memory_reservation(config.max_memory_bytes as u64)
+            .memory_guard_size(32 << 20)
+            .parallel_compilation(true);
+        c
+    };
+    if config.pooling {
+        let mut c = base();
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(config)));
+        match Engine::new(&c) {
+            Ok(engine) => return Ok((engine, true)),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot reserve the pooling allocator; falling back to on-demand allocation"
+            ),
+        }
+    }
+    let engine = Engine::new(&base()).map_err(|e| Error::Engine { source: boxed(e) })?;
+    Ok((engine, false))
+}
+
+/// Pool sizes for `max_concurrent_calls` calls at once, each one store
+/// with one component instance. Address space reserved, with the defaults
+/// (128 calls, 512 MiB memories): 256 memory slots of 544 MiB (~136 GiB of
+/// virtual address space, none of it committed until used).
+fn pooling_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    let calls = u32::try_from(config.max_concurrent_calls.clamp(1, 4096)).unwrap_or(4096);
+    let mut p = PoolingAllocationConfig::new();
+    p.total_component_instances(2 * calls)
+        // Interpreted guests (componentize-py) link a dozen core modules.
+        .total_core_instances(16 * calls)
+        .total_memories(2 * calls)
+        .total_tables(8 * calls)
+        .table_elements(100_000)
+        .max_memory_size(config.max_memory_bytes)
+        // Reset small memories with memset rather than madvise.
+        // Between calls, keep the first 2 MiB of a memory slot mapped and
+        // restore the pages the call dirtied (found with PAGEMAP_SCAN where
+        // the kernel has it) instead of unmapping them: a Rust plugin's
+        // stack, data and early heap live there, and re-faulting them on
+        // every call costs more than the call itself. The price is up to
+        // 2 MiB of RSS per warm slot.
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    p
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: &Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("keyward-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start the epoch ticker: deadlines will not fire"))
+            .ok();
+        Ticker { stop, thread }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}

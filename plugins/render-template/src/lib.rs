@@ -1,0 +1,250 @@
+//! Keyward's first-party renderer plugin: a Go `text/template` engine that
+//! speaks the consul-template / Vault Agent / VSO dialect, plus `map`,
+//! `json` and `dotenv` default formats for requests without a template.
+//!
+//! It owns template parsing and execution and the shaping of output into
+//! artifacts (env vars, files, Kubernetes Secrets). It depends on nothing
+//! of Keyward's: it sees only what the `renderer` world of `wit/` passes in.
+//!
+//! The engine is plain Rust and runs natively: [`validate_settings`],
+//! [`plan`] and [`render`] are the three entry points, with types mirroring
+//! the WIT records. The WebAssembly component glue (`wit-bindgen`) lives in
+//! a module compiled only for `wasm32`.
+//!
+//! Settings are documented in [`settings`](crate#settings):
+//! `missing-key` (`error` | `zero`), `format` (`map` | `json` | `dotenv`),
+//! `secret-key`, `secret-type` (`Opaque`), `labels`, `annotations`,
+//! `file-mode` (`0o600`), `env-names` (`verbatim` | `upper`).
+
+use std::fmt;
+
+mod output;
+mod settings;
+mod template;
+
+#[cfg(target_arch = "wasm32")]
+#[expect(
+    unsafe_code,
+    reason = "wit-bindgen's export! declares `unsafe extern \"C\"` functions with `export_name`"
+)]
+mod component;
+
+use settings::Settings;
+use template::{ExecOptions, GrantedSecret, Template};
+
+/// How a secret may be delivered (WIT `delivery-kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryKind {
+    Env,
+    File,
+    KubeSecret,
+}
+
+/// Which template function referenced a secret (WIT `ref-kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    Secret,
+    PkiCert,
+}
+
+/// A secret a template reads (WIT `secret-ref`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The path exactly as written, including `?version=N`.
+    pub reference: String,
+    /// `k=v` parameters split at the first `=`, in order.
+    pub parameters: Vec<(String, String)>,
+    pub kind: RefKind,
+}
+
+/// A granted secret's value (WIT `secret-value`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue {
+    pub reference: String,
+    pub parameters: Vec<(String, String)>,
+    pub lease_id: String,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    /// The response's `data` object as JSON.
+    pub data: String,
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("reference", &self.reference)
+            .field("parameters", &self.parameters)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .field("data", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the output goes (WIT `target`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub kind: DeliveryKind,
+    /// File path, Secret name, or env var prefix.
+    pub name: String,
+    pub mode: Option<u32>,
+}
+
+/// Everything `render` needs (WIT `render-request`, minus the workload,
+/// which this renderer does not use).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderRequest {
+    pub template: Option<String>,
+    pub settings: String,
+    pub target: Target,
+    pub secrets: Vec<SecretValue>,
+}
+
+/// An environment variable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+/// A file in the output directory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct File {
+    pub path: String,
+    pub mode: u32,
+    pub contents: Vec<u8>,
+}
+
+/// A Kubernetes Secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KubeSecret {
+    pub name: String,
+    pub secret_type: String,
+    pub data: Vec<(String, Vec<u8>)>,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+}
+
+impl fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvVar")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("bytes", &self.contents.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for KubeSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&str> = self.data.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KubeSecret")
+            .field("name", &self.name)
+            .field("secret_type", &self.secret_type)
+            .field("keys", &keys)
+            .field("labels", &self.labels)
+            .field("annotations", &self.annotations)
+            .finish()
+    }
+}
+
+/// One rendered output (WIT `artifact`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Artifact {
+    Env(EnvVar),
+    File(File),
+    KubeSecret(KubeSecret),
+}
+
+/// The plugin's own failures (WIT `plugin-error`). Messages never contain
+/// secret values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginError {
+    InvalidSettings(String),
+    InvalidInput(String),
+    Failed(String),
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginError::InvalidSettings(m) => write!(f, "invalid settings: {m}"),
+            PluginError::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            PluginError::Failed(m) => write!(f, "failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// Checks a settings document.
+pub fn validate_settings(settings: &str) -> Result<(), PluginError> {
+    Settings::parse(settings).map(|_| ())
+}
+
+fn parse_template(src: &str) -> Result<Template, PluginError> {
+    Template::parse(src).map_err(|e| PluginError::InvalidInput(e.to_string()))
+}
+
+/// Lists the secrets a template reads: every `secret` / `pkiCert` call,
+/// deduplicated, in order of first occurrence. No template reads nothing.
+pub fn plan(template: Option<&str>, settings: &str) -> Result<Vec<SecretRef>, PluginError> {
+    Settings::parse(settings)?;
+    let Some(src) = template else {
+        return Ok(Vec::new());
+    };
+    let tmpl = parse_template(src)?;
+    let mut refs: Vec<SecretRef> = Vec::new();
+    for call in &tmpl.calls {
+        let r = SecretRef {
+            reference: call.reference.clone(),
+            parameters: call.parameters.clone(),
+            kind: match call.kind {
+                template::RefKind::Secret => RefKind::Secret,
+                template::RefKind::PkiCert => RefKind::PkiCert,
+            },
+        };
+        if !refs.contains(&r) {
+            refs.push(r);
+        }
+    }
+    Ok(refs)
+}
+
+/// Renders granted secrets into artifacts for the request's target.
+pub fn render(req: &RenderRequest) -> Result<Vec<Artifact>, PluginError> {
+    let settings = Settings::parse(&req.settings)?;
+    let Some(src) = &req.template else {
+        return output::default_format(&req.secrets, &req.target, &settings);
+    };
+    let tmpl = parse_template(src)?;
+    let granted: Vec<GrantedSecret> = req
+        .secrets
+        .iter()
+        .map(|s| GrantedSecret {
+            reference: s.reference.clone(),
+            parameters: s.parameters.clone(),
+            lease_id: s.lease_id.clone(),
+            lease_duration: s.lease_duration,
+            renewable: s.renewable,
+            data: s.data.clone(),
+            warnings: s.warnings.clone(),
+        })
+        .collect();
+    let out = tmpl
+        .execute(&ExecOptions {
+            missing_key: settings.missing_key,
+            secrets: &granted,
+        })
+        .map_err(|e| PluginError::InvalidInput(e.to_string()))?;
+    output::from_template(out, &req.target, &settings)
+}

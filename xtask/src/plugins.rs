@@ -1,0 +1,227 @@
+//! `cargo xtask plugins`: build every plugin into `target/plugins/<name>.wasm`.
+//!
+//! Builders are pluggable: each knows one kind of guest and how to build it.
+//! Today there is the Rust one (`plugins/*` and `tests/guests/*`); example
+//! plugins in other languages (`examples/plugins/<lang>/...`) get their own
+//! [`Builder`] in [`builders`] when their build scripts land.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::tools;
+use crate::util::{cargo, exec, human_size, note, root};
+
+/// A built component.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    /// The plugin's name (`policy-rules`).
+    pub(crate) name: String,
+    /// `target/plugins/<name>.wasm`.
+    pub(crate) path: PathBuf,
+}
+
+/// Builds one kind of guest into `out_dir`.
+pub(crate) trait Builder {
+    /// What this builder builds, for progress lines.
+    fn describe(&self) -> &'static str;
+    /// Build everything this builder knows about into `out_dir`.
+    fn build(&self, root: &Path, out_dir: &Path) -> Result<Vec<Built>>;
+}
+
+/// Every builder, in the order they run.
+pub(crate) fn builders() -> Vec<Box<dyn Builder>> {
+    vec![
+        Box::new(RustGuests {
+            dirs: &["plugins", "tests/guests"],
+        }),
+        Box::new(Examples),
+    ]
+}
+
+/// The example plugins in every language (`examples/plugins/<lang>/<role>`),
+/// built by `examples/plugins/build-all.sh`, which installs each language's
+/// toolchain into the tools cache on first use.
+pub(crate) const EXAMPLE_LANGUAGES: &[&str] = &["rust", "python", "javascript", "c"];
+/// Roles of the example plugins; also the conformance case directories.
+pub(crate) const EXAMPLE_ROLES: &[&str] = &["policy", "renderer"];
+
+struct Examples;
+
+impl Builder for Examples {
+    fn describe(&self) -> &'static str {
+        "example plugins (Rust, Python, JavaScript, C) via examples/plugins/build-all.sh"
+    }
+
+    fn build(&self, root: &Path, out_dir: &Path) -> Result<Vec<Built>> {
+        tools::ensure_wasm_target()?;
+        tools::ensure_wasm_tools()?;
+        exec(
+            std::process::Command::new("bash")
+                .arg(root.join("examples/plugins/build-all.sh"))
+                .arg(out_dir)
+                .current_dir(root),
+        )?;
+        let mut built = Vec::new();
+        for lang in EXAMPLE_LANGUAGES {
+            for role in EXAMPLE_ROLES {
+                let name = format!("example-{lang}-{role}");
+                let path = out_dir.join(format!("{name}.wasm"));
+                if !path.is_file() {
+                    bail!(
+                        "examples/plugins/build-all.sh produced no {}",
+                        path.display()
+                    );
+                }
+                built.push(Built { name, path });
+            }
+        }
+        Ok(built)
+    }
+}
+
+/// `target/plugins`.
+pub(crate) fn out_dir() -> PathBuf {
+    root().join("target").join("plugins")
+}
+
+pub(crate) fn run() -> Result<()> {
+    build_all().map(|_| ())
+}
+
+/// Run every builder; returns what was built.
+pub(crate) fn build_all() -> Result<Vec<Built>> {
+    let root = root();
+    let out = out_dir();
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut built = Vec::new();
+    for builder in builders() {
+        note(&format!("building {}", builder.describe()));
+        built.extend(builder.build(&root, &out)?);
+    }
+    for b in &built {
+        let size = std::fs::metadata(&b.path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "built {} ({})",
+            b.path.strip_prefix(&root).unwrap_or(&b.path).display(),
+            human_size(size)
+        );
+    }
+    Ok(built)
+}
+
+/// Rust guest crates (`wasm32-wasip2`, profile `plugin`): every directory
+/// with a Cargo.toml under the given folders.
+struct RustGuests {
+    dirs: &'static [&'static str],
+}
+
+impl Builder for RustGuests {
+    fn describe(&self) -> &'static str {
+        "Rust guests (plugins/*, tests/guests/*) for wasm32-wasip2"
+    }
+
+    fn build(&self, root: &Path, out_dir: &Path) -> Result<Vec<Built>> {
+        let mut packages = Vec::new();
+        for dir in self.dirs {
+            packages.extend(crate_names(&root.join(dir))?);
+        }
+        if packages.is_empty() {
+            return Ok(Vec::new());
+        }
+        tools::ensure_wasm_target()?;
+        let mut cmd = cargo();
+        cmd.args([
+            "build",
+            "--target",
+            tools::WASM_TARGET,
+            "--profile",
+            "plugin",
+        ]);
+        for p in &packages {
+            cmd.args(["-p", p]);
+        }
+        exec(&mut cmd)?;
+        let wasm_dir = root.join("target").join(tools::WASM_TARGET).join("plugin");
+        packages
+            .iter()
+            .map(|p| {
+                let from = wasm_dir.join(format!("{}.wasm", p.replace('-', "_")));
+                let to = out_dir.join(format!("{p}.wasm"));
+                std::fs::copy(&from, &to).with_context(|| {
+                    format!("cannot copy {} to {}", from.display(), to.display())
+                })?;
+                Ok(Built {
+                    name: p.clone(),
+                    path: to,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Package names of the crates directly under `dir` (sorted).
+pub(crate) fn crate_names(dir: &Path) -> Result<Vec<String>> {
+    crate_manifests(dir)?
+        .iter()
+        .map(|m| manifest_package(m))
+        .collect()
+}
+
+/// The package name a manifest declares.
+pub(crate) fn manifest_package(manifest: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    match package_name(&text) {
+        Some(name) => Ok(name),
+        None => bail!("{}: no [package] name", manifest.display()),
+    }
+}
+
+/// `<dir>/*/Cargo.toml`, sorted.
+pub(crate) fn crate_manifests(dir: &Path) -> Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let manifest = entry?.path().join("Cargo.toml");
+        if manifest.is_file() {
+            found.push(manifest);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The `name` of a manifest's `[package]` table.
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        if in_package
+            && let Some(value) = line.strip_prefix("name")
+            && let Some(value) = value.trim_start().strip_prefix('=')
+        {
+            return Some(value.trim().trim_matches('"').to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_package_names() {
+        let toml =
+            "[lib]\nname = \"x\"\n\n[package]\nname = \"policy-rules\"\nversion.workspace = true\n";
+        assert_eq!(package_name(toml).as_deref(), Some("policy-rules"));
+        assert_eq!(package_name("[workspace]\nmembers = []"), None);
+    }
+}
