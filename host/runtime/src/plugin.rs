@@ -443,4 +443,3 @@ mod tests {
         assert_eq!(deadline_ticks(Duration::from_millis(1)), 2);
     }
 }
-
