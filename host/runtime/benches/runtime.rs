@@ -49,9 +49,12 @@ fn workload() -> Workload {
     }
 }
 
+/// The caller's side: a current-thread runtime, so that `block_on` polls
+/// the call on this thread and the measured hand-off is the one every
+/// caller pays (to the blocking pool and back), not an extra hop to a
+/// worker thread.
 fn tokio() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime")
