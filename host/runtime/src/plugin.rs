@@ -205,6 +205,8 @@ impl PluginInner {
             started + deadline,
             Arc::new(redactor),
         );
+        // The epoch only advances while some call holds a guard.
+        let _ticking = self.runtime.ticker.enter();
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| s.limiter());
         store.set_epoch_deadline(deadline_ticks(deadline));

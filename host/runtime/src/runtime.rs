@@ -49,7 +49,7 @@ pub(crate) struct RuntimeInner {
     cache: Option<DiskCache>,
     loaded: Mutex<HashMap<String, Arc<Loaded>>>,
     pub(crate) calls: Arc<tokio::sync::Semaphore>,
-    _ticker: Ticker,
+    pub(crate) ticker: Ticker,
 }
 
 /// A compiled, checked and linked component, shared by every plugin with
@@ -107,7 +107,7 @@ impl Runtime {
                 cache,
                 config,
                 loaded: Mutex::new(HashMap::new()),
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -413,34 +413,75 @@ fn pooling_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
     p
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-struct Ticker {
-    stop: Arc<AtomicBool>,
+/// Advances the engine's epoch every [`EPOCH_TICK`] while at least one
+/// plugin call is running, and sleeps otherwise, so an idle agent does not
+/// wake up a hundred times a second. A call holds a [`TickGuard`] from
+/// before its `Store` gets its deadline until it returns.
+pub(crate) struct Ticker {
+    shared: Arc<TickShared>,
     thread: Option<JoinHandle<()>>,
+}
+
+struct TickShared {
+    stop: AtomicBool,
+    active: std::sync::atomic::AtomicUsize,
+}
+
+/// Keeps the ticker running while held.
+pub(crate) struct TickGuard {
+    shared: Arc<TickShared>,
+}
+
+impl Drop for TickGuard {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Ticker {
     fn start(engine: &Engine) -> Ticker {
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(TickShared {
+            stop: AtomicBool::new(false),
+            active: std::sync::atomic::AtomicUsize::new(0),
+        });
         let engine = engine.clone();
-        let flag = stop.clone();
+        let flag = shared.clone();
         let thread = std::thread::Builder::new()
             .name("keyward-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                while !flag.stop.load(Ordering::Relaxed) {
+                    if flag.active.load(Ordering::Acquire) == 0 {
+                        // Idle: sleep until a call starts (or a long
+                        // timeout, as a safety net against a lost wake-up).
+                        std::thread::park_timeout(std::time::Duration::from_secs(1));
+                        continue;
+                    }
                     std::thread::park_timeout(EPOCH_TICK);
                     engine.increment_epoch();
                 }
             })
             .map_err(|e| tracing::error!(error = %e, "cannot start the epoch ticker: deadlines will not fire"))
             .ok();
-        Ticker { stop, thread }
+        Ticker { shared, thread }
+    }
+
+    /// Mark a call as running; the ticker advances until the guard drops.
+    pub(crate) fn enter(&self) -> TickGuard {
+        let was = self.shared.active.fetch_add(1, Ordering::AcqRel);
+        if was == 0
+            && let Some(t) = &self.thread
+        {
+            t.thread().unpark();
+        }
+        TickGuard {
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             let _ = t.join();
