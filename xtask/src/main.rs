@@ -3,6 +3,8 @@
 //! rustup, pip) and says what it runs.
 
 mod bench;
+mod bench_agent;
+mod bench_languages;
 mod demo;
 mod plugins;
 mod test;
@@ -46,8 +48,14 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchSuite {
+    /// Keyward's agent and `bao agent` side by side: first render, RSS,
+    /// CPU over a renewal window -> target/bench/agent.json.
+    Agent(bench_agent::Options),
     /// keyward-runtime's criterion benches -> target/bench/runtime.json.
     Runtime,
+    /// The example plugin of every language and role: size, first and
+    /// cached load, instantiate+call p50/p99 -> target/bench/languages.json.
+    Languages,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +66,12 @@ fn main() -> ExitCode {
         Command::Bench {
             suite: BenchSuite::Runtime,
         } => bench::runtime(),
+        Command::Bench {
+            suite: BenchSuite::Languages,
+        } => bench_languages::run(),
+        Command::Bench {
+            suite: BenchSuite::Agent(opts),
+        } => bench_agent::run(opts),
         Command::Demo => vault_demo::run(),
         Command::DemoOffline => demo::run(),
     };

@@ -1,5 +1,5 @@
 //! The `keyward` command line: plugin authoring tools (`plugin inspect`,
-//! `plugin test`, `plugin bench`) and offline rendering (`render`).
+//! `plugin test`, `plugin bench`, `plugin new`) and offline rendering (`render`).
 //!
 //! Every subcommand is a thin call into the library crates: plugins run in
 //! `keyward-runtime`'s production sandbox and bindings go through
@@ -12,6 +12,7 @@ mod bench;
 mod cases;
 mod diff;
 mod inspect;
+mod new;
 mod plugin;
 mod policy;
 mod render;
@@ -21,7 +22,7 @@ mod test;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use agent::{AgentArgs, AgentMode};
 pub use policy::EXIT_DENIED;
@@ -69,6 +70,9 @@ pub enum PluginCommand {
     Test(TestArgs),
     /// Measure per-call latency and memory of a plugin over its case files.
     Bench(BenchArgs),
+    /// Create a plugin from a starter template that builds with its
+    /// `build.sh` and passes its starter cases.
+    New(NewArgs),
 }
 
 /// `keyward policy ...`
@@ -144,6 +148,64 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// Arguments of `keyward plugin new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name, `[a-z][a-z0-9-]*`.
+    pub name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    pub lang: PluginLang,
+    /// The world it implements.
+    #[arg(long, value_enum)]
+    pub world: PluginWorld,
+    /// The directory to create; it must not exist (default: ./<name>).
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Languages `keyward plugin new` has templates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginLang {
+    /// Rust (cargo, wasm32-wasip2).
+    Rust,
+    /// Python (componentize-py).
+    Python,
+    /// JavaScript (componentize-js).
+    Javascript,
+    /// C (clang, wasi-libc, wit-bindgen c).
+    C,
+}
+
+impl PluginLang {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::Python => "python",
+            Self::Javascript => "javascript",
+            Self::C => "c",
+        }
+    }
+}
+
+/// Plugin worlds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginWorld {
+    /// Decides which secrets a workload may read.
+    Policy,
+    /// Formats granted secrets into files, env vars or Kubernetes Secrets.
+    Renderer,
+}
+
+impl PluginWorld {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Policy => "policy",
+            Self::Renderer => "renderer",
+        }
+    }
+}
+
 /// Arguments of `keyward render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -197,6 +259,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Inspect(args)) => inspect::run(&args),
         Command::Plugin(PluginCommand::Test(args)) => test::run(&args, cache_dir),
         Command::Plugin(PluginCommand::Bench(args)) => bench::run(&args),
+        Command::Plugin(PluginCommand::New(args)) => new::run(&args),
         Command::Policy(PolicyCommand::Check(args)) => policy::run(&args, cache_dir),
         Command::Render(args) => render::run(&args, cache_dir),
         Command::Agent(args) => agent::run(&args),
