@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::util::{cargo, exec, header, root};
+use crate::util::{cargo, exec, header, root, round2};
 
 /// One figure: the criterion bench it comes from, how to report it and the
 /// target it must meet.
@@ -132,10 +132,6 @@ fn find_estimates(criterion: &Path, bench: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

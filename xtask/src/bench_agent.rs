@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use crate::util::{cargo, exec, header, note, root};
+use crate::util::{cargo, exec, header, median, note, root, round2};
 
 const STEPS: usize = 5;
 /// Target: Keyward's first render takes at most half of bao agent's.
@@ -679,26 +679,8 @@ fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn ratio(keyward: f64, bao: f64) -> f64 {
     if bao > 0.0 { keyward / bao } else { f64::NAN }
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 fn round3(v: f64) -> f64 {

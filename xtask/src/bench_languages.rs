@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::util::{cargo, exec, header, human_size, note, output, root};
+use crate::util::{cargo, exec, header, human_size, median, note, output, root, round2};
 
 const LANGUAGES: &[&str] = &["rust", "python", "javascript", "c"];
 const ROLES: &[&str] = &["policy", "renderer"];
@@ -223,19 +223,6 @@ fn row(language: &'static str, role: &'static str, path: &Path, report: &Value) 
         p99_us: p99,
         cases: cases.len(),
     })
-}
-
-/// Median of sorted values (0 for none).
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

@@ -159,6 +159,22 @@ fn count_before(text: &str, word: &str) -> Option<u64> {
     text[start..end].parse().ok()
 }
 
+/// Median of `values` in any order (0 for none).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Round to two decimals, for JSON reports.
+pub(crate) fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
