@@ -327,19 +327,8 @@ async fn seed(
         json!({"db_name": "pg", "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"], "default_ttl": "20s", "max_ttl": "2m"}),
     )
     .await?;
-    bao.enable_secrets("pki", "pki").await?;
-    bao.write("sys/mounts/pki/tune", json!({"max_lease_ttl": "8760h"}))
+    bao.enable_pki("pki", "Keyward Bench CA", "bench.example.com")
         .await?;
-    bao.write(
-        "pki/root/generate/internal",
-        json!({"common_name": "Keyward Bench CA", "ttl": "8760h"}),
-    )
-    .await?;
-    bao.write(
-        "pki/roles/web",
-        json!({"allowed_domains": ["bench.example.com"], "allow_subdomains": true, "max_ttl": "72h"}),
-    )
-    .await?;
     bao.put_policy(
         "bench-agent",
         r#"

@@ -167,15 +167,8 @@ async fn seed(bao: &keyward_testkit::OpenBao) -> Result<(String, String)> {
         json!({"data": {"password": "never-delivered"}}),
     )
     .await?;
-    bao.enable_secrets("pki", "pki").await?;
-    bao.write("sys/mounts/pki/tune", json!({"max_lease_ttl": "8760h"}))
+    bao.enable_pki("pki", "Keyward Demo CA", "demo.example.com")
         .await?;
-    bao.write(
-        "pki/root/generate/internal",
-        json!({"common_name": "Keyward Demo CA", "ttl": "8760h"}),
-    )
-    .await?;
-    bao.write("pki/roles/web", json!({"allowed_domains": ["demo.example.com"], "allow_subdomains": true, "max_ttl": "72h"})).await?;
     bao.enable_secrets("transit", "transit").await?;
     bao.write("transit/keys/app", json!({})).await?;
     bao.put_policy(

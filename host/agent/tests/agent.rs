@@ -90,25 +90,9 @@ async fn kv_and_pki(bao: &OpenBao, value: &str) -> (String, String) {
     .await
     .unwrap();
     let pki = unique_mount("pki");
-    bao.enable_secrets("pki", &pki).await.unwrap();
-    bao.write(
-        &format!("sys/mounts/{pki}/tune"),
-        json!({"max_lease_ttl": "87600h"}),
-    )
-    .await
-    .unwrap();
-    bao.write(
-        &format!("{pki}/root/generate/internal"),
-        json!({"common_name": "Keyward Test CA", "ttl": "8760h"}),
-    )
-    .await
-    .unwrap();
-    bao.write(
-        &format!("{pki}/roles/web"),
-        json!({"allowed_domains": ["example.com"], "allow_subdomains": true, "max_ttl": "72h"}),
-    )
-    .await
-    .unwrap();
+    bao.enable_pki(&pki, "Keyward Test CA", "example.com")
+        .await
+        .unwrap();
     (kv, pki)
 }
 

@@ -538,6 +538,29 @@ log_level    = "info"
             .map(|_| ())
     }
 
+    /// Mount PKI at `mount` with a root CA named `ca_name` (one year) and a
+    /// role `web` issuing certificates for `domain` and its subdomains
+    /// (at most 72 h).
+    pub async fn enable_pki(&self, mount: &str, ca_name: &str, domain: &str) -> Result<()> {
+        self.enable_secrets("pki", mount).await?;
+        self.write(
+            &format!("sys/mounts/{mount}/tune"),
+            json!({"max_lease_ttl": "8760h"}),
+        )
+        .await?;
+        self.write(
+            &format!("{mount}/root/generate/internal"),
+            json!({"common_name": ca_name, "ttl": "8760h"}),
+        )
+        .await?;
+        self.write(
+            &format!("{mount}/roles/web"),
+            json!({"allowed_domains": [domain], "allow_subdomains": true, "max_ttl": "72h"}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Enable an auth method (`approle`, `jwt`, `kubernetes`, `userpass`).
     pub async fn enable_auth(&self, method: &str, path: &str) -> Result<()> {
         self.write(
