@@ -451,9 +451,10 @@ impl Ticker {
             .spawn(move || {
                 while !flag.stop.load(Ordering::Relaxed) {
                     if flag.active.load(Ordering::Acquire) == 0 {
-                        // Idle: sleep until a call starts (or a long
-                        // timeout, as a safety net against a lost wake-up).
-                        std::thread::park_timeout(std::time::Duration::from_secs(1));
+                        // Idle: sleep until a call starts. An `unpark`
+                        // that comes before `park` leaves a token, so no
+                        // wake-up is lost.
+                        std::thread::park();
                         continue;
                     }
                     std::thread::park_timeout(EPOCH_TICK);
