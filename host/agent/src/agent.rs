@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::actions::Supervised;
 use crate::audit::JsonLines;
 use crate::config::{AgentConfig, PluginConfig};
-use crate::deliver::{OutputDir, env_file};
+use crate::deliver::{FileWrite, OutputDir, env_file};
 use crate::error::{Error, Result};
 use crate::health::{Counter, Status};
 
@@ -199,26 +199,75 @@ impl Agent {
         status: Arc<Status>,
         cancel: &CancellationToken,
     ) -> Result<Agent> {
+        // The Vault login runs while the plugins load.
+        let vault = Vault::new(cfg.vault.clone(), auditor.clone())
+            .map_err(|e| Error::Vault(Box::new(e)))?;
+        let mut login = {
+            let (vault, cancel, status, once) =
+                (vault.clone(), cancel.clone(), status.clone(), opts.once);
+            AbortOnDrop(tokio::spawn(async move {
+                login_with_retry(&vault, once, &cancel, &status).await
+            }))
+        };
+
         let runtime = Runtime::new(RuntimeConfig::default()).map_err(|e| Error::Plugin {
             name: "runtime".into(),
             source: Box::new(e),
         })?;
         let plugin_dir = plugin_dir(cfg);
-        let load = |p: &PluginConfig| -> Result<keyward_runtime::Plugin> {
-            let path = resolve_component(&p.component, &opts.config_dir, &plugin_dir);
-            let mut spec = PluginSpec::named(p.name.clone());
-            spec.digest = p.digest.clone();
-            runtime.load_file(&path, &spec).map_err(|e| Error::Plugin {
-                name: p.name.clone(),
-                source: Box::new(e),
+        // Every component to load: the configured ones, plus the built-in
+        // render-template when a binding uses it without configuring it.
+        let builtin = PluginConfig {
+            name: "render-template".into(),
+            component: PathBuf::from("render-template.wasm"),
+            digest: None,
+            settings: serde_json::Value::Null,
+        };
+        let needs_builtin = cfg.bindings().iter().any(|b| {
+            b.renderer == builtin.name
+                && !cfg.plugins.renderers.iter().any(|r| r.name == b.renderer)
+        });
+        let mut wanted: Vec<&PluginConfig> = cfg
+            .plugins
+            .policies
+            .iter()
+            .chain(&cfg.plugins.renderers)
+            .collect();
+        if needs_builtin {
+            wanted.push(&builtin);
+        }
+        // Loaded side by side: deserializing a precompiled component is
+        // CPU work of a few milliseconds each.
+        let loaded: Vec<Result<keyward_runtime::Plugin>> = {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = wanted
+                    .iter()
+                    .map(|p| {
+                        let (runtime, plugin_dir) = (&runtime, &plugin_dir);
+                        scope.spawn(move || {
+                            let path =
+                                resolve_component(&p.component, &opts.config_dir, plugin_dir);
+                            let mut spec = PluginSpec::named(p.name.clone());
+                            spec.digest = p.digest.clone();
+                            runtime.load_file(&path, &spec).map_err(|e| Error::Plugin {
+                                name: p.name.clone(),
+                                source: Box::new(e),
+                            })
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a plugin load panicked"))
+                    .collect()
             })
         };
+        let mut loaded = wanted.iter().zip(loaded);
         let mut policies = Vec::new();
-        for p in &cfg.plugins.policies {
-            let plugin = load(p)?;
+        for (p, plugin) in loaded.by_ref().take(cfg.plugins.policies.len()) {
             policies.push(PolicyStep {
                 name: p.name.clone(),
-                policy: plugin.policy().map_err(|e| Error::Plugin {
+                policy: plugin?.policy().map_err(|e| Error::Plugin {
                     name: p.name.clone(),
                     source: Box::new(e),
                 })?,
@@ -226,9 +275,8 @@ impl Agent {
             });
         }
         let mut renderers = std::collections::BTreeMap::new();
-        for p in &cfg.plugins.renderers {
-            let plugin = load(p)?;
-            let r = plugin.renderer().map_err(|e| Error::Plugin {
+        for (p, plugin) in loaded {
+            let r = plugin?.renderer().map_err(|e| Error::Plugin {
                 name: p.name.clone(),
                 source: Box::new(e),
             })?;
@@ -237,27 +285,13 @@ impl Agent {
         let mut bindings = Vec::new();
         for b in cfg.bindings() {
             if !renderers.contains_key(&b.renderer) {
-                if b.renderer != "render-template" {
-                    return Err(Error::Config {
-                        path: "secrets".into(),
-                        detail: format!(
-                            "secret {:?} names renderer {:?}, which is not configured under plugins.renderers",
-                            b.name, b.renderer
-                        ),
-                    });
-                }
-                let builtin = PluginConfig {
-                    name: "render-template".into(),
-                    component: PathBuf::from("render-template.wasm"),
-                    digest: None,
-                    settings: serde_json::Value::Null,
-                };
-                let plugin = load(&builtin)?;
-                let r = plugin.renderer().map_err(|e| Error::Plugin {
-                    name: builtin.name.clone(),
-                    source: Box::new(e),
-                })?;
-                renderers.insert(builtin.name, r);
+                return Err(Error::Config {
+                    path: "secrets".into(),
+                    detail: format!(
+                        "secret {:?} names renderer {:?}, which is not configured under plugins.renderers",
+                        b.name, b.renderer
+                    ),
+                });
             }
             if b.target.kind == keyward_core::DeliveryKind::Env
                 && cfg.outputs.env_file.is_none()
@@ -284,9 +318,15 @@ impl Agent {
         let pipeline = Pipeline::new(policies, cfg.mount_table()).with_auditor(auditor.clone());
         pipeline.validate(&bindings).await?;
 
-        let vault =
-            Vault::new(cfg.vault.clone(), auditor).map_err(|e| Error::Vault(Box::new(e)))?;
-        login_with_retry(&vault, opts.once, cancel, &status).await?;
+        match (&mut login.0).await {
+            Ok(result) => result?,
+            Err(e) => {
+                return Err(Error::Config {
+                    path: "vault.auth".into(),
+                    detail: format!("the login did not complete: {e}"),
+                });
+            }
+        }
         let (source, leases, events) = if opts.once {
             (VaultSource::new(vault), None, None)
         } else {
@@ -319,8 +359,9 @@ impl Agent {
         let mut d = Delivered::default();
         let mut env_artifacts: Vec<&Artifact> = Vec::new();
         let mut now_written = BTreeSet::new();
+        let mut files: Vec<FileWrite<'_>> = Vec::new();
+        // Everything is checked before anything is written.
         for r in rendered {
-            let mut digests = Vec::new();
             for a in &r.artifacts {
                 match a {
                     Artifact::File {
@@ -328,11 +369,11 @@ impl Agent {
                         mode,
                         contents,
                     } => {
-                        if self.out.write_atomic(path, *mode, contents.expose())? {
-                            d.changed = true;
-                            d.files_written += 1;
-                            self.status.inc(Counter::FileWritten);
-                        }
+                        files.push(FileWrite {
+                            rel: path,
+                            mode: *mode,
+                            contents: contents.expose(),
+                        });
                         now_written.insert(path.clone());
                     }
                     Artifact::Env { name, value } => {
@@ -349,8 +390,32 @@ impl Agent {
                         });
                     }
                 }
-                digests.push(self.pipeline.auditor().digest(a));
             }
+        }
+        let env_bytes = self
+            .env_file
+            .as_ref()
+            .map(|f| (f, env_file(&env_artifacts, f.format)));
+        if let Some((f, bytes)) = &env_bytes {
+            files.push(FileWrite {
+                rel: &f.path,
+                mode: f.mode,
+                contents: bytes,
+            });
+        }
+        for written in self.out.write_all_atomic(&files)? {
+            if written {
+                d.changed = true;
+                d.files_written += 1;
+                self.status.inc(Counter::FileWritten);
+            }
+        }
+        for r in rendered {
+            let digests = r
+                .artifacts
+                .iter()
+                .map(|a| self.pipeline.auditor().digest(a))
+                .collect();
             self.pipeline.auditor().record(AuditEvent::Delivery {
                 binding: r.binding.clone(),
                 destination: match r.target.kind {
@@ -363,13 +428,8 @@ impl Agent {
                 artifacts: digests,
             });
         }
-        if let Some(f) = &self.env_file {
-            let bytes = env_file(&env_artifacts, f.format);
-            if self.out.write_atomic(&f.path, f.mode, &bytes)? {
-                d.changed = true;
-                d.files_written += 1;
-                self.status.inc(Counter::FileWritten);
-            }
+        if self.env_file.is_some() {
+            // Written above, with the files.
         } else if !d.env.is_empty() {
             // Exec mode: a change of env vars is a change.
             let before: Vec<(String, String)> = self
@@ -480,6 +540,16 @@ async fn login_with_retry(
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
+    }
+}
+
+/// Aborts a spawned task when dropped (an early return while the login
+/// runs must not leave it retrying in the background).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -20,7 +20,7 @@ pub use actions::{ExecRestart, OnChange, SignalName, SignalTarget};
 pub use agent::{Outcome, RunOptions, run};
 pub use audit::JsonLines;
 pub use config::{AgentConfig, BindingConfig, EnvFileConfig, Outputs, PluginConfig, Plugins};
-pub use deliver::{EnvFormat, OutputDir, env_file, shell_quote};
+pub use deliver::{EnvFormat, FileWrite, OutputDir, env_file, shell_quote};
 pub use error::{Error, Result};
 pub use health::Status;
 pub use keyward_vault::CancellationToken;

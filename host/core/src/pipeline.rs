@@ -123,6 +123,9 @@ pub struct Decided {
     pub binding_secrets: Vec<Vec<String>>,
 }
 
+/// Secrets [`Pipeline::fetch`] requests at once.
+const MAX_CONCURRENT_FETCHES: usize = 8;
+
 /// Fetched values, keyed by [`SecretRef::key`].
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
@@ -418,12 +421,23 @@ impl Pipeline {
 
     /// Fetch every allowed secret once, keeping only granted keys.
     pub async fn fetch(&self, decided: &Decided, source: &dyn SecretSource) -> Result<Fetched> {
-        let mut fetched = Fetched::default();
+        use futures_util::stream::{StreamExt as _, TryStreamExt as _};
+        // Side by side (a PKI issue or a database credential can take tens
+        // of milliseconds on the server), a bounded number at a time; the
+        // first failure ends the fetch.
+        let mut calls = Vec::with_capacity(decided.secrets.len());
         for (key, d) in &decided.secrets {
-            let value = self.fetch_one(d, source).await?;
-            fetched.values.insert(key.clone(), value);
+            calls.push(
+                async move { Ok::<_, Error>((key.clone(), self.fetch_one(d, source).await?)) },
+            );
         }
-        Ok(fetched)
+        let values: Vec<(String, SecretValue)> = futures_util::stream::iter(calls)
+            .buffered(MAX_CONCURRENT_FETCHES)
+            .try_collect()
+            .await?;
+        Ok(Fetched {
+            values: values.into_iter().collect(),
+        })
     }
 
     /// Fetch one allowed secret, keeping only granted keys, and audit it.

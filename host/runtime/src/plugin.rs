@@ -12,7 +12,7 @@ use keyward_core::{
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
 
-use crate::bindings::types;
+use crate::bindings::{decider, render, types};
 use crate::config::{LoadStats, PluginLimits, World};
 use crate::convert;
 use crate::error::{Error, Result};
@@ -156,10 +156,7 @@ impl Plugin {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| PluginFailure::Sandbox {
-                reason: SandboxReason::Load,
-                detail: "the runtime is shutting down".into(),
-            })?;
+            .map_err(|_| shutting_down())?;
         let span =
             tracing::debug_span!("plugin_call", plugin = %self.inner.name, call = call.as_str());
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
@@ -182,6 +179,108 @@ impl Plugin {
                 },
             }),
         }
+    }
+
+    /// Run `f` against a fresh instance on this thread, waiting for a
+    /// call slot if `max_concurrent_calls` are running.
+    fn call_blocking<R, F>(&self, call: Call, redactor: Redactor, f: F) -> Result<R, PluginFailure>
+    where
+        F: FnOnce(&mut Store<HostState>, &Instance, &GuestIndices) -> GuestResult<R>,
+    {
+        let calls = &self.inner.runtime.calls;
+        let _permit = match calls.try_acquire() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                block_on(calls.acquire()).map_err(|_| shutting_down())?
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(shutting_down()),
+        };
+        let span =
+            tracing::debug_span!("plugin_call", plugin = %self.inner.name, call = call.as_str());
+        span.in_scope(|| self.inner.run(call, redactor, f))
+    }
+
+    /// `validate-settings`, on this thread. For callers that are not on an
+    /// async runtime's worker (a CLI, a thread of their own, a blocking
+    /// task): the call occupies the thread until it returns or its
+    /// deadline passes.
+    pub fn validate_settings_blocking(&self, settings: &str) -> Result<(), PluginFailure> {
+        match self.world() {
+            World::Policy => self.call_blocking(
+                Call::ValidateSettings,
+                Redactor::none(),
+                policy_validate(settings.to_string()),
+            ),
+            World::Renderer => self.call_blocking(
+                Call::ValidateSettings,
+                Redactor::none(),
+                renderer_validate(settings.to_string()),
+            ),
+        }
+    }
+
+    /// `decide`, on this thread (see [`Plugin::validate_settings_blocking`]).
+    pub fn decide_blocking(
+        &self,
+        request: &DecideRequest,
+    ) -> Result<Vec<SecretDecision>, PluginFailure> {
+        self.call_blocking(
+            Call::Decide,
+            Redactor::none(),
+            decide_fn(convert::decide_request(request)),
+        )
+        .map(convert::decisions_from)
+    }
+
+    /// `plan`, on this thread (see [`Plugin::validate_settings_blocking`]).
+    pub fn plan_blocking(
+        &self,
+        template: Option<&str>,
+        settings: &str,
+    ) -> Result<Vec<SecretRef>, PluginFailure> {
+        self.call_blocking(
+            Call::Plan,
+            Redactor::none(),
+            plan_fn(template.map(str::to_string), settings.to_string()),
+        )
+        .map(convert::secret_refs_from)
+    }
+
+    /// `render`, on this thread (see [`Plugin::validate_settings_blocking`]).
+    pub fn render_blocking(&self, request: &RenderRequest) -> Result<Vec<Artifact>, PluginFailure> {
+        self.call_blocking(
+            Call::Render,
+            Redactor::from_values(&request.secrets),
+            render_fn(convert::render_request(request)),
+        )
+        .and_then(convert::artifacts_from)
+    }
+}
+
+fn shutting_down() -> PluginFailure {
+    PluginFailure::Sandbox {
+        reason: SandboxReason::Load,
+        detail: "the runtime is shutting down".into(),
+    }
+}
+
+/// Drive a future to completion on this thread (the semaphore's acquire,
+/// which needs no reactor).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::park();
     }
 }
 
@@ -325,43 +424,85 @@ fn classify(
     PluginFailure::Sandbox { reason, detail }
 }
 
+type CallFn<R> =
+    Box<dyn FnOnce(&mut Store<HostState>, &Instance, &GuestIndices) -> GuestResult<R> + Send>;
+
+fn policy_validate(settings: String) -> CallFn<()> {
+    Box::new(move |store, instance, guest| {
+        let GuestIndices::Policy(indices) = guest else {
+            return Err(wasmtime::format_err!("not a policy component"));
+        };
+        indices
+            .load(&mut *store, instance)?
+            .call_validate_settings(store, &settings)
+    })
+}
+
+fn decide_fn(request: decider::DecideRequest) -> CallFn<Vec<types::SecretDecision>> {
+    Box::new(move |store, instance, guest| {
+        let GuestIndices::Policy(indices) = guest else {
+            return Err(wasmtime::format_err!("not a policy component"));
+        };
+        indices
+            .load(&mut *store, instance)?
+            .call_decide(store, &request)
+    })
+}
+
+fn renderer_validate(settings: String) -> CallFn<()> {
+    Box::new(move |store, instance, guest| {
+        let GuestIndices::Renderer(indices) = guest else {
+            return Err(wasmtime::format_err!("not a renderer component"));
+        };
+        indices
+            .load(&mut *store, instance)?
+            .call_validate_settings(store, &settings)
+    })
+}
+
+fn plan_fn(template: Option<String>, settings: String) -> CallFn<Vec<render::SecretRef>> {
+    Box::new(move |store, instance, guest| {
+        let GuestIndices::Renderer(indices) = guest else {
+            return Err(wasmtime::format_err!("not a renderer component"));
+        };
+        indices
+            .load(&mut *store, instance)?
+            .call_plan(store, template.as_deref(), &settings)
+    })
+}
+
+fn render_fn(request: render::RenderRequest) -> CallFn<Vec<render::Artifact>> {
+    Box::new(move |store, instance, guest| {
+        let GuestIndices::Renderer(indices) = guest else {
+            return Err(wasmtime::format_err!("not a renderer component"));
+        };
+        indices
+            .load(&mut *store, instance)?
+            .call_render(store, &request)
+    })
+}
+
 /// A policy plugin behind `keyward_core::Policy`.
 struct PolicyPlugin(Plugin);
 
 #[async_trait]
 impl keyward_core::Policy for PolicyPlugin {
     async fn validate_settings(&self, settings: &str) -> Result<(), PluginFailure> {
-        let settings = settings.to_string();
         self.0
             .call(
                 Call::ValidateSettings,
                 Redactor::none(),
-                move |store, instance, guest| {
-                    let GuestIndices::Policy(indices) = guest else {
-                        return Err(wasmtime::format_err!("not a policy component"));
-                    };
-                    indices
-                        .load(&mut *store, instance)?
-                        .call_validate_settings(store, &settings)
-                },
+                policy_validate(settings.to_string()),
             )
             .await
     }
 
     async fn decide(&self, request: DecideRequest) -> Result<Vec<SecretDecision>, PluginFailure> {
-        let request = convert::decide_request(&request);
         self.0
             .call(
                 Call::Decide,
                 Redactor::none(),
-                move |store, instance, guest| {
-                    let GuestIndices::Policy(indices) = guest else {
-                        return Err(wasmtime::format_err!("not a policy component"));
-                    };
-                    indices
-                        .load(&mut *store, instance)?
-                        .call_decide(store, &request)
-                },
+                decide_fn(convert::decide_request(&request)),
             )
             .await
             .map(convert::decisions_from)
@@ -374,19 +515,11 @@ struct RendererPlugin(Plugin);
 #[async_trait]
 impl keyward_core::Renderer for RendererPlugin {
     async fn validate_settings(&self, settings: &str) -> Result<(), PluginFailure> {
-        let settings = settings.to_string();
         self.0
             .call(
                 Call::ValidateSettings,
                 Redactor::none(),
-                move |store, instance, guest| {
-                    let GuestIndices::Renderer(indices) = guest else {
-                        return Err(wasmtime::format_err!("not a renderer component"));
-                    };
-                    indices
-                        .load(&mut *store, instance)?
-                        .call_validate_settings(store, &settings)
-                },
+                renderer_validate(settings.to_string()),
             )
             .await
     }
@@ -396,22 +529,11 @@ impl keyward_core::Renderer for RendererPlugin {
         template: Option<&str>,
         settings: &str,
     ) -> Result<Vec<SecretRef>, PluginFailure> {
-        let template = template.map(str::to_string);
-        let settings = settings.to_string();
         self.0
             .call(
                 Call::Plan,
                 Redactor::none(),
-                move |store, instance, guest| {
-                    let GuestIndices::Renderer(indices) = guest else {
-                        return Err(wasmtime::format_err!("not a renderer component"));
-                    };
-                    indices.load(&mut *store, instance)?.call_plan(
-                        store,
-                        template.as_deref(),
-                        &settings,
-                    )
-                },
+                plan_fn(template.map(str::to_string), settings.to_string()),
             )
             .await
             .map(convert::secret_refs_from)
@@ -419,16 +541,12 @@ impl keyward_core::Renderer for RendererPlugin {
 
     async fn render(&self, request: RenderRequest) -> Result<Vec<Artifact>, PluginFailure> {
         let redactor = Redactor::from_values(&request.secrets);
-        let request = convert::render_request(&request);
         self.0
-            .call(Call::Render, redactor, move |store, instance, guest| {
-                let GuestIndices::Renderer(indices) = guest else {
-                    return Err(wasmtime::format_err!("not a renderer component"));
-                };
-                indices
-                    .load(&mut *store, instance)?
-                    .call_render(store, &request)
-            })
+            .call(
+                Call::Render,
+                redactor,
+                render_fn(convert::render_request(&request)),
+            )
             .await
             .and_then(convert::artifacts_from)
     }

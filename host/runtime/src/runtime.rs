@@ -22,6 +22,13 @@ use crate::plugin::Plugin;
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Idle ticks the ticker keeps running after the last call ends, so that
+/// back-to-back calls do not each pay a thread wake-up.
+const LINGER_TICKS: u32 = 10;
+
+/// Virtual address space reserved per linear memory.
+const MEMORY_RESERVATION: u64 = 4 << 30;
+
 /// The plugin runtime: one wasmtime `Engine` (component model, epoch
 /// interruption, pooling allocator with copy-on-write memory images), an
 /// epoch ticker thread, the sandbox linker, the precompiled-component cache
@@ -364,9 +371,12 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool)> {
             .epoch_interruption(true)
             .max_wasm_stack(config.max_wasm_stack)
             .memory_init_cow(true)
-            // Slots no larger than the largest allowed memory keep the
-            // reserved address space modest (bounds checks are then explicit).
-            .memory_reservation(config.max_memory_bytes as u64)
+            // A 4 GiB reservation plus a guard region lets compiled code
+            // skip bounds checks on 32-bit memories (an out-of-bounds access
+            // hits the unmapped reservation and traps). It is address
+            // space only: nothing is committed beyond what a plugin uses,
+            // and the memory limit is enforced by the store's limiter.
+            .memory_reservation(MEMORY_RESERVATION)
             .memory_guard_size(32 << 20)
             .parallel_compilation(true);
         c
@@ -388,8 +398,8 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, bool)> {
 
 /// Pool sizes for `max_concurrent_calls` calls at once, each one store
 /// with one component instance. Address space reserved, with the defaults
-/// (128 calls, 512 MiB memories): 256 memory slots of 544 MiB (~136 GiB of
-/// virtual address space, none of it committed until used).
+/// (128 calls): 256 memory slots of 4 GiB + 32 MiB (~1 TiB of the 128 TiB
+/// of user address space, none of it committed until used).
 fn pooling_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
     let calls = u32::try_from(config.max_concurrent_calls.clamp(1, 4096)).unwrap_or(4096);
     let mut p = PoolingAllocationConfig::new();
@@ -414,9 +424,11 @@ fn pooling_config(config: &RuntimeConfig) -> PoolingAllocationConfig {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] while at least one
-/// plugin call is running, and sleeps otherwise, so an idle agent does not
-/// wake up a hundred times a second. A call holds a [`TickGuard`] from
-/// before its `Store` gets its deadline until it returns.
+/// plugin call is running, and for [`LINGER_TICKS`] ticks after the last
+/// one ends; then it parks, so an idle agent does not wake up a hundred
+/// times a second, while a busy one does not pay a wake-up per call. A
+/// call holds a [`TickGuard`] from before its `Store` gets its deadline
+/// until it returns.
 pub(crate) struct Ticker {
     shared: Arc<TickShared>,
     thread: Option<JoinHandle<()>>,
@@ -425,6 +437,9 @@ pub(crate) struct Ticker {
 struct TickShared {
     stop: AtomicBool,
     active: std::sync::atomic::AtomicUsize,
+    /// Set by the ticker before it parks; a call that sees it set wakes
+    /// the ticker.
+    parked: AtomicBool,
 }
 
 /// Keeps the ticker running while held.
@@ -434,7 +449,7 @@ pub(crate) struct TickGuard {
 
 impl Drop for TickGuard {
     fn drop(&mut self) {
-        self.shared.active.fetch_sub(1, Ordering::AcqRel);
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -443,19 +458,33 @@ impl Ticker {
         let shared = Arc::new(TickShared {
             stop: AtomicBool::new(false),
             active: std::sync::atomic::AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
         });
         let engine = engine.clone();
         let flag = shared.clone();
         let thread = std::thread::Builder::new()
             .name("keyward-epoch".into())
             .spawn(move || {
+                let mut idle = 0u32;
                 while !flag.stop.load(Ordering::Relaxed) {
-                    if flag.active.load(Ordering::Acquire) == 0 {
-                        // Idle: sleep until a call starts. An `unpark`
-                        // that comes before `park` leaves a token, so no
-                        // wake-up is lost.
-                        std::thread::park();
+                    if flag.active.load(Ordering::SeqCst) > 0 {
+                        idle = 0;
+                    } else if idle >= LINGER_TICKS {
+                        // Announce the park, then look again: a call that
+                        // started in between either is seen here or sees
+                        // `parked` and unparks us. An `unpark` that comes
+                        // before `park` leaves a token, so none is lost.
+                        flag.parked.store(true, Ordering::SeqCst);
+                        if flag.active.load(Ordering::SeqCst) == 0
+                            && !flag.stop.load(Ordering::SeqCst)
+                        {
+                            std::thread::park();
+                        }
+                        flag.parked.store(false, Ordering::SeqCst);
+                        idle = 0;
                         continue;
+                    } else {
+                        idle += 1;
                     }
                     std::thread::park_timeout(EPOCH_TICK);
                     engine.increment_epoch();
@@ -466,10 +495,11 @@ impl Ticker {
         Ticker { shared, thread }
     }
 
-    /// Mark a call as running; the ticker advances until the guard drops.
+    /// Mark a call as running; the ticker advances until the guard drops
+    /// (and a little longer).
     pub(crate) fn enter(&self) -> TickGuard {
-        let was = self.shared.active.fetch_add(1, Ordering::AcqRel);
-        if was == 0
+        self.shared.active.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst)
             && let Some(t) = &self.thread
         {
             t.thread().unpark();
@@ -477,6 +507,12 @@ impl Ticker {
         TickGuard {
             shared: self.shared.clone(),
         }
+    }
+
+    /// Whether the ticker thread is parked (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_parked(&self) -> bool {
+        self.shared.parked.load(Ordering::SeqCst)
     }
 }
 
@@ -487,5 +523,51 @@ impl Drop for Ticker {
             t.thread().unpark();
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits (polling, up to `limit`) until `cond` holds.
+    fn eventually(limit: Duration, cond: impl Fn() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cond()
+    }
+
+    #[test]
+    fn ticker_advances_while_called_and_parks_when_idle() {
+        let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
+        let ticker = Ticker::start(&engine);
+        // Idle from the start: it parks after its linger.
+        assert!(eventually(Duration::from_secs(10), || ticker.is_parked()));
+        // A call wakes it and the epoch advances while the call runs: a
+        // store whose deadline is one tick away sees it pass.
+        let guard = ticker.enter();
+        let mut store = wasmtime::Store::new(&engine, ());
+        store.set_epoch_deadline(1);
+        let module =
+            wasmtime::Module::new(&engine, "(module (func (export \"spin\") (loop (br 0))))")
+                .unwrap();
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let spin = instance
+            .get_typed_func::<(), ()>(&mut store, "spin")
+            .unwrap();
+        let trap = spin.call(&mut store, ()).unwrap_err();
+        assert_eq!(
+            trap.downcast_ref::<wasmtime::Trap>(),
+            Some(&wasmtime::Trap::Interrupt)
+        );
+        assert!(!ticker.is_parked());
+        drop(guard);
+        // ... and parks again once calls stop.
+        assert!(eventually(Duration::from_secs(10), || ticker.is_parked()));
     }
 }

@@ -2,18 +2,18 @@
 //! `<number><unit>` parts with units `d`, `h`, `m`, `s` in that order
 //! (`"90s"`, `"15m"`, `"1h30m"`, `"7d"`).
 
-use serde_json::Value;
+use crate::json::Json;
 
 const HINT: &str = "use a positive number of seconds (3600) or a duration such as \
                     \"90s\", \"15m\", \"1h30m\" or \"7d\"";
 
 /// Parse a TTL from its JSON value into seconds.
-pub(crate) fn parse_ttl(value: &Value) -> Result<u64, String> {
+pub(crate) fn parse_ttl(value: &Json<'_>) -> Result<u64, String> {
     let seconds = match value {
-        Value::Number(n) => n
+        Json::Number(n) => n
             .as_u64()
             .ok_or_else(|| format!("{n} is not a whole number of seconds; {HINT}"))?,
-        Value::String(s) => parse_duration(s).map_err(|e| format!("{s:?} {e}; {HINT}"))?,
+        Json::String(s) => parse_duration(s).map_err(|e| format!("{s:?} {e}; {HINT}"))?,
         other => {
             return Err(format!(
                 "must be a number or a string, not {}; {HINT}",
@@ -72,48 +72,52 @@ fn parse_duration(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_ttl;
-    use serde_json::json;
+    use crate::json::Json;
+
+    fn ttl(text: &str) -> Result<u64, String> {
+        parse_ttl(&Json::parse(text).unwrap())
+    }
 
     #[test]
     fn valid() {
         let cases = [
-            (json!(3600), 3600),
-            (json!(1), 1),
-            (json!("90s"), 90),
-            (json!("15m"), 900),
-            (json!("1h"), 3600),
-            (json!("1h30m"), 5400),
-            (json!("2d"), 172_800),
-            (json!("1d2h3m4s"), 93_784),
+            ("3600", 3600),
+            ("1", 1),
+            (r#""90s""#, 90),
+            (r#""15m""#, 900),
+            (r#""1h""#, 3600),
+            (r#""1h30m""#, 5400),
+            (r#""2d""#, 172_800),
+            (r#""1d2h3m4s""#, 93_784),
         ];
         for (value, want) in cases {
-            assert_eq!(parse_ttl(&value), Ok(want), "{value}");
+            assert_eq!(ttl(value), Ok(want), "{value}");
         }
     }
 
     #[test]
     fn invalid() {
         let cases = [
-            (json!(0), "greater than zero"),
-            (json!("0s"), "greater than zero"),
-            (json!(-5), "not a whole number"),
-            (json!(1.5), "not a whole number"),
-            (json!(""), "is empty"),
-            (json!("1 hour"), "unknown unit \" hour\""),
-            (json!("1hour"), "unknown unit \"hour\""),
-            (json!("3600"), "lacks a unit"),
-            (json!("h"), "expected a number"),
-            (json!("30m1h"), "out of order"),
-            (json!("1h1h"), "repeats a unit"),
-            (json!("1x"), "unknown unit \"x\""),
-            (json!("1h-5m"), "unknown unit \"h-\""),
-            (json!("99999999999999999999s"), "too large"),
-            (json!("999999999999999d"), "too large"),
-            (json!(true), "not a boolean"),
-            (json!(null), "not null"),
+            ("0", "greater than zero"),
+            (r#""0s""#, "greater than zero"),
+            ("-5", "not a whole number"),
+            ("1.5", "not a whole number"),
+            (r#""""#, "is empty"),
+            (r#""1 hour""#, "unknown unit \" hour\""),
+            (r#""1hour""#, "unknown unit \"hour\""),
+            (r#""3600""#, "lacks a unit"),
+            (r#""h""#, "expected a number"),
+            (r#""30m1h""#, "out of order"),
+            (r#""1h1h""#, "repeats a unit"),
+            (r#""1x""#, "unknown unit \"x\""),
+            (r#""1h-5m""#, "unknown unit \"h-\""),
+            (r#""99999999999999999999s""#, "too large"),
+            (r#""999999999999999d""#, "too large"),
+            ("true", "not a boolean"),
+            ("null", "not null"),
         ];
         for (value, want) in cases {
-            let err = parse_ttl(&value).expect_err(&value.to_string());
+            let err = ttl(value).expect_err(value);
             assert!(err.contains(want), "{value}: {err:?} lacks {want:?}");
             assert!(err.contains("\"1h30m\""), "{value}: {err:?} lacks the hint");
         }

@@ -13,6 +13,7 @@
 
 mod decide;
 mod duration;
+mod json;
 mod pattern;
 mod settings;
 

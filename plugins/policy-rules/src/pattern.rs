@@ -109,40 +109,41 @@ impl Template {
     /// Parse and validate a templated pattern.
     pub(crate) fn parse(source: &str) -> Result<Template, String> {
         let mut parts = Vec::new();
-        let mut literal = String::new();
         // The pattern with every placeholder replaced by a plain character,
-        // for the glob checks below.
+        // for the glob checks below; built only when there are placeholders.
         let mut shape = String::new();
         let mut rest = source;
-        while let Some(c) = rest.chars().next() {
-            match c {
-                '{' => {
-                    let end = rest
-                        .find('}')
-                        .ok_or_else(|| format!("unclosed `{{` in pattern {source:?}"))?;
-                    let inner = &rest[1..end];
-                    if inner.contains('{') {
-                        return Err(format!("nested `{{` in pattern {source:?}"));
-                    }
-                    if !literal.is_empty() {
-                        parts.push(Part::Literal(std::mem::take(&mut literal)));
-                    }
-                    parts.push(Part::Placeholder(Placeholder::parse(inner)?));
-                    shape.push('x');
-                    rest = &rest[end + 1..];
-                }
-                '}' => return Err(format!("unmatched `}}` in pattern {source:?}")),
-                _ => {
-                    literal.push(c);
-                    shape.push(c);
-                    rest = &rest[c.len_utf8()..];
-                }
+        // Braces are ASCII, so a byte search finds them.
+        while let Some(brace) = rest.bytes().position(|b| matches!(b, b'{' | b'}')) {
+            let (literal, from_brace) = rest.split_at(brace);
+            if from_brace.starts_with('}') {
+                return Err(format!("unmatched `}}` in pattern {source:?}"));
             }
+            let end = from_brace
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in pattern {source:?}"))?;
+            let inner = &from_brace[1..end];
+            if inner.contains('{') {
+                return Err(format!("nested `{{` in pattern {source:?}"));
+            }
+            if !literal.is_empty() {
+                parts.push(Part::Literal(literal.to_string()));
+            }
+            parts.push(Part::Placeholder(Placeholder::parse(inner)?));
+            shape.push_str(literal);
+            shape.push('x');
+            rest = &from_brace[end + 1..];
         }
-        if !literal.is_empty() {
-            parts.push(Part::Literal(literal));
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_string()));
         }
-        check_glob(&shape).map_err(|e| format!("pattern {source:?} {e}"))?;
+        let shape = if shape.is_empty() {
+            source
+        } else {
+            shape.push_str(rest);
+            &shape
+        };
+        check_glob(shape).map_err(|e| format!("pattern {source:?} {e}"))?;
         Ok(Template { parts })
     }
 
@@ -162,8 +163,13 @@ impl Template {
     /// Whether `text` matches the pattern expanded for `workload`. A pattern
     /// with a placeholder that has no usable value matches nothing.
     pub(crate) fn matches(&self, workload: &Workload, text: &str) -> bool {
-        self.expand(workload)
-            .is_ok_and(|pattern| keyward_core::glob::matches(&pattern, text))
+        match self.parts.as_slice() {
+            // Nothing to fill in: match without building a copy.
+            [Part::Literal(pattern)] => glob_matches(pattern, text),
+            _ => self
+                .expand(workload)
+                .is_ok_and(|pattern| glob_matches(&pattern, text)),
+        }
     }
 }
 
@@ -174,7 +180,7 @@ pub(crate) struct Glob(String);
 impl Glob {
     /// Parse and validate a plain pattern.
     pub(crate) fn parse(source: &str) -> Result<Glob, String> {
-        if source.contains(['{', '}']) {
+        if source.bytes().any(|b| matches!(b, b'{' | b'}')) {
             return Err(format!(
                 "pattern {source:?} contains `{{` or `}}`; placeholders are only \
                  allowed in `paths` and `targets`"
@@ -186,7 +192,27 @@ impl Glob {
 
     /// Whether `text` matches. An empty text (an unknown value) never does.
     pub(crate) fn matches(&self, text: &str) -> bool {
-        !text.is_empty() && keyward_core::glob::matches(&self.0, text)
+        !text.is_empty() && glob_matches(&self.0, text)
+    }
+}
+
+/// `keyward_core::glob::matches`, answering the common shapes of pattern
+/// without its general matcher (which allocates on every call). With PREFIX
+/// free of `*` and `?`: a pattern without them matches only itself;
+/// `PREFIX**` matches every text that starts with PREFIX, and `PREFIX*`
+/// every such text with no `/` after PREFIX. Anything else goes to
+/// `keyward_core::glob::matches`.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let Some(wildcard) = pattern.bytes().position(|b| matches!(b, b'*' | b'?')) else {
+        return pattern == text;
+    };
+    let (prefix, tail) = pattern.split_at(wildcard);
+    match tail {
+        "**" => text.starts_with(prefix),
+        "*" => text
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.contains('/')),
+        _ => keyward_core::glob::matches(pattern, text),
     }
 }
 
@@ -196,7 +222,13 @@ fn check_glob(shape: &str) -> Result<(), String> {
     if shape.is_empty() {
         return Err("is empty".into());
     }
-    if shape.chars().any(char::is_control) {
+    // `char::is_control` is exactly `u8::is_ascii_control` on ASCII text.
+    let control = if shape.is_ascii() {
+        shape.bytes().any(|b| b.is_ascii_control())
+    } else {
+        shape.chars().any(char::is_control)
+    };
+    if control {
         return Err("contains a control character".into());
     }
     if shape.starts_with('/') {
@@ -205,8 +237,12 @@ fn check_glob(shape: &str) -> Result<(), String> {
     if shape.ends_with('/') {
         return Err("ends with `/`".into());
     }
-    if shape.contains("//") {
+    let has_pair = |c: u8| shape.as_bytes().windows(2).any(|w| w[0] == c && w[1] == c);
+    if has_pair(b'/') {
         return Err("contains an empty segment (`//`)".into());
+    }
+    if !has_pair(b'*') {
+        return Ok(());
     }
     for segment in shape.split('/') {
         if segment.contains("**") && segment != "**" {
@@ -324,6 +360,62 @@ mod tests {
         assert!(!t.matches(&w, "secret/x"));
         let t = Template::parse("**/{namespace}").unwrap();
         assert!(!t.matches(&w, ""));
+    }
+
+    #[test]
+    fn shortcuts_agree_with_the_general_matcher() {
+        let patterns = [
+            "**",
+            "*",
+            "?",
+            "a",
+            "secret/team-a",
+            "secret/team-a/**",
+            "secret/team-a/*",
+            "team-a-*",
+            "team-a-**",
+            "é/*",
+            "é/**",
+            "secret/*/db",
+            "a?c",
+            "**/x",
+            "a/**/b",
+            "a*",
+            "*a",
+            "",
+        ];
+        let texts = [
+            "",
+            "a",
+            "ab",
+            "a/",
+            "a/b",
+            "abc",
+            "team-a",
+            "team-a-",
+            "team-a-dev",
+            "team-a-dev/x",
+            "secret/team-a",
+            "secret/team-a/",
+            "secret/team-a/db",
+            "secret/team-a/db/x",
+            "secret/team-ab",
+            "é",
+            "é/",
+            "é/x",
+            "é/x/y",
+            "x",
+            "a/b/b",
+        ];
+        for pattern in patterns {
+            for text in texts {
+                assert_eq!(
+                    glob_matches(pattern, text),
+                    keyward_core::glob::matches(pattern, text),
+                    "{pattern:?} vs {text:?}"
+                );
+            }
+        }
     }
 
     #[test]

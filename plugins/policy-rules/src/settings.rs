@@ -4,12 +4,19 @@
 //! every error names exactly where it is (`rules[2].allow.max-ttl: ...`) and
 //! every unknown key is rejected with the list of keys allowed there.
 //! `README.md` documents the schema.
+//!
+//! The walk runs over a [`Json`] tree, which borrows from the document, and
+//! carries its position as an [`At`] that is only rendered into a message
+//! when there is an error: the host parses the settings on every call (each
+//! call gets a fresh instance), so a valid document should cost little more
+//! than reading it.
 
-use serde_json::{Map, Value};
+use std::fmt;
 
 use keyward_core::{DeliveryKind, Engine};
 
 use crate::duration::parse_ttl;
+use crate::json::{Json, Object};
 use crate::pattern::{Glob, Template};
 
 /// Longest rule name accepted.
@@ -122,17 +129,50 @@ const MATCH_KEYS: &[&str] = &[
 const ALLOW_KEYS: &[&str] = &["paths", "engines", "delivery", "max-ttl", "keys", "targets"];
 const DENY_KEYS: &[&str] = &["paths", "engines", "reason"];
 
+/// Where a value is in the document, for error messages: it displays as
+/// `rules[2].allow.max-ttl`. A chain of borrowed links built on the stack as
+/// the walk descends, rendered only when an error is, so a document without
+/// errors costs no formatting.
+#[derive(Debug, Clone, Copy)]
+enum At<'p> {
+    /// A top-level name: `settings`, `rules`.
+    Root(&'static str),
+    /// `parent.key`.
+    Key(&'p At<'p>, &'p str),
+    /// `parent[index]`.
+    Index(&'p At<'p>, usize),
+}
+
+impl At<'_> {
+    fn key<'q>(&'q self, key: &'q str) -> At<'q> {
+        At::Key(self, key)
+    }
+
+    fn index(&self, index: usize) -> At<'_> {
+        At::Index(self, index)
+    }
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root(name) => f.write_str(name),
+            At::Key(parent, key) => write!(f, "{parent}.{key}"),
+            At::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
 impl Policy {
     /// Parse and validate a settings document. The error says where the
     /// problem is, e.g. `rules[0].allow.max-ttl: ...`.
     pub fn parse(settings: &str) -> Result<Policy, String> {
-        let doc: Value = serde_json::from_str(settings)
-            .map_err(|e| format!("settings are not valid JSON: {e}"))?;
-        let top = object(&doc, "settings", TOP_KEYS)?;
+        let doc = Json::parse(settings).map_err(|e| format!("settings are not valid JSON: {e}"))?;
+        let top = object(&doc, At::Root("settings"), TOP_KEYS)?;
         let fallback = match top.get("default") {
             None => Fallback::Deny,
-            Some(Value::String(s)) if s == "deny" => Fallback::Deny,
-            Some(Value::String(s)) if s == "abstain" => Fallback::Abstain,
+            Some(Json::String(s)) if s == "deny" => Fallback::Deny,
+            Some(Json::String(s)) if s == "abstain" => Fallback::Abstain,
             Some(other) => {
                 return Err(format!(
                     "default: must be \"deny\" or \"abstain\", not {}",
@@ -142,7 +182,7 @@ impl Policy {
         };
         let rules = match top.get("rules") {
             None => return Err("settings: missing key \"rules\" (use [] for no rules)".into()),
-            Some(Value::Array(items)) => items,
+            Some(Json::Array(items)) => items,
             Some(other) => {
                 return Err(format!("rules: must be an array, not {}", json_type(other)));
             }
@@ -167,15 +207,16 @@ impl Policy {
     }
 }
 
-fn parse_rule(index: usize, value: &Value) -> Result<Rule, String> {
-    let at = format!("rules[{index}]");
-    let obj = object(value, &at, RULE_KEYS)?;
+fn parse_rule(index: usize, value: &Json<'_>) -> Result<Rule, String> {
+    let at = At::Root("rules");
+    let at = at.index(index);
+    let obj = object(value, at, RULE_KEYS)?;
     let name = match obj.get("name") {
         None => None,
         Some(v) => Some(parse_name(v).map_err(|e| format!("{at}.name: {e}"))?),
     };
     if let Some(v) = obj.get("description")
-        && !v.is_string()
+        && v.as_str().is_none()
     {
         return Err(format!(
             "{at}.description: must be a string, not {}",
@@ -184,11 +225,11 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, String> {
     }
     let matcher = match obj.get("match") {
         None => Matcher::default(),
-        Some(v) => parse_match(v, &format!("{at}.match"))?,
+        Some(v) => parse_match(v, at.key("match"))?,
     };
     let action = match (obj.get("allow"), obj.get("deny")) {
-        (Some(v), None) => Action::Allow(parse_allow(v, &format!("{at}.allow"))?),
-        (None, Some(v)) => Action::Deny(parse_deny(v, &format!("{at}.deny"))?),
+        (Some(v), None) => Action::Allow(parse_allow(v, at.key("allow"))?),
+        (None, Some(v)) => Action::Deny(parse_deny(v, at.key("deny"))?),
         (Some(_), Some(_)) => {
             return Err(format!(
                 "{at}: has both \"allow\" and \"deny\"; a rule does exactly one (split it in two)"
@@ -204,7 +245,7 @@ fn parse_rule(index: usize, value: &Value) -> Result<Rule, String> {
     })
 }
 
-fn parse_name(value: &Value) -> Result<String, String> {
+fn parse_name(value: &Json<'_>) -> Result<String, String> {
     let name = value
         .as_str()
         .ok_or_else(|| format!("must be a string, not {}", json_type(value)))?;
@@ -224,15 +265,14 @@ fn parse_name(value: &Value) -> Result<String, String> {
     }
 }
 
-fn parse_match(value: &Value, at: &str) -> Result<Matcher, String> {
+fn parse_match(value: &Json<'_>, at: At<'_>) -> Result<Matcher, String> {
     let obj = object(value, at, MATCH_KEYS)?;
     let globs = |key: &str| -> Result<Option<Vec<Glob>>, String> {
         let Some(v) = obj.get(key) else {
             return Ok(None);
         };
-        let at = format!("{at}.{key}");
-        string_list(v, &at)?
-            .into_iter()
+        let at = at.key(key);
+        strings(string_list(v, at)?)
             .enumerate()
             .map(|(i, s)| Glob::parse(s).map_err(|e| format!("{at}[{i}]: {e}")))
             .collect::<Result<Vec<_>, _>>()
@@ -242,7 +282,7 @@ fn parse_match(value: &Value, at: &str) -> Result<Matcher, String> {
         let Some(v) = obj.get(key) else {
             return Ok(Vec::new());
         };
-        let at = format!("{at}.{key}");
+        let at = at.key(key);
         let map = v
             .as_object()
             .ok_or_else(|| format!("{at}: must be an object, not {}", json_type(v)))?;
@@ -253,7 +293,7 @@ fn parse_match(value: &Value, at: &str) -> Result<Matcher, String> {
         }
         map.iter()
             .map(|(label, pattern)| {
-                let at = format!("{at}.{label}");
+                let at = at.key(label);
                 if label.is_empty() {
                     return Err(format!("{at}: label names must not be empty"));
                 }
@@ -261,7 +301,7 @@ fn parse_match(value: &Value, at: &str) -> Result<Matcher, String> {
                     format!("{at}: must be a string pattern, not {}", json_type(pattern))
                 })?;
                 let glob = Glob::parse(pattern).map_err(|e| format!("{at}: {e}"))?;
-                Ok((label.clone(), glob))
+                Ok((label.to_string(), glob))
             })
             .collect()
     };
@@ -277,24 +317,24 @@ fn parse_match(value: &Value, at: &str) -> Result<Matcher, String> {
     })
 }
 
-fn parse_scope(obj: &Map<String, Value>, at: &str) -> Result<Scope, String> {
+fn parse_scope(obj: &Object<'_>, at: At<'_>) -> Result<Scope, String> {
     let paths = obj
         .get("paths")
         .ok_or_else(|| format!("{at}: missing key \"paths\" (use [\"**\"] for every path)"))?;
-    let paths = templates(paths, &format!("{at}.paths"))?;
+    let paths = templates(paths, at.key("paths"))?;
     let engines = match obj.get("engines") {
         None => None,
-        Some(v) => Some(parse_engines(v, &format!("{at}.engines"))?),
+        Some(v) => Some(parse_engines(v, at.key("engines"))?),
     };
     Ok(Scope { paths, engines })
 }
 
-fn parse_allow(value: &Value, at: &str) -> Result<Allow, String> {
+fn parse_allow(value: &Json<'_>, at: At<'_>) -> Result<Allow, String> {
     let obj = object(value, at, ALLOW_KEYS)?;
     let scope = parse_scope(obj, at)?;
     let delivery = match obj.get("delivery") {
         None => None,
-        Some(v) => Some(parse_delivery(v, &format!("{at}.delivery"))?),
+        Some(v) => Some(parse_delivery(v, at.key("delivery"))?),
     };
     let max_ttl_seconds = match obj.get("max-ttl") {
         None => None,
@@ -303,20 +343,20 @@ fn parse_allow(value: &Value, at: &str) -> Result<Allow, String> {
     let keys = match obj.get("keys") {
         None => None,
         Some(v) => {
-            let at = format!("{at}.keys");
-            let keys = string_list(v, &at)?;
-            for (i, key) in keys.iter().enumerate() {
+            let at = at.key("keys");
+            let keys = string_list(v, at)?;
+            for (i, key) in strings(keys).enumerate() {
                 if key.is_empty() {
                     return Err(format!("{at}[{i}]: key names must not be empty"));
                 }
             }
-            no_duplicates(&keys, &at)?;
-            Some(keys.into_iter().map(str::to_string).collect())
+            no_duplicates(keys, at)?;
+            Some(strings(keys).map(str::to_string).collect())
         }
     };
     let targets = match obj.get("targets") {
         None => None,
-        Some(v) => Some(templates(v, &format!("{at}.targets"))?),
+        Some(v) => Some(templates(v, at.key("targets"))?),
     };
     Ok(Allow {
         scope,
@@ -327,13 +367,13 @@ fn parse_allow(value: &Value, at: &str) -> Result<Allow, String> {
     })
 }
 
-fn parse_deny(value: &Value, at: &str) -> Result<Deny, String> {
+fn parse_deny(value: &Json<'_>, at: At<'_>) -> Result<Deny, String> {
     let obj = object(value, at, DENY_KEYS)?;
     let scope = parse_scope(obj, at)?;
     let reason = match obj.get("reason") {
         None => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Some(Value::String(_)) => {
+        Some(Json::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(Json::String(_)) => {
             return Err(format!(
                 "{at}.reason: must not be empty (leave it out for no reason)"
             ));
@@ -348,15 +388,14 @@ fn parse_deny(value: &Value, at: &str) -> Result<Deny, String> {
     Ok(Deny { scope, reason })
 }
 
-fn templates(value: &Value, at: &str) -> Result<Vec<Template>, String> {
-    string_list(value, at)?
-        .into_iter()
+fn templates(value: &Json<'_>, at: At<'_>) -> Result<Vec<Template>, String> {
+    strings(string_list(value, at)?)
         .enumerate()
         .map(|(i, s)| Template::parse(s).map_err(|e| format!("{at}[{i}]: {e}")))
         .collect()
 }
 
-fn parse_engines(value: &Value, at: &str) -> Result<Vec<Engine>, String> {
+fn parse_engines(value: &Json<'_>, at: At<'_>) -> Result<Vec<Engine>, String> {
     const ENGINES: [Engine; 6] = [
         Engine::Kv1,
         Engine::Kv2,
@@ -366,14 +405,13 @@ fn parse_engines(value: &Value, at: &str) -> Result<Vec<Engine>, String> {
         Engine::Generic,
     ];
     let names = string_list(value, at)?;
-    no_duplicates(&names, at)?;
-    names
-        .iter()
+    no_duplicates(names, at)?;
+    strings(names)
         .enumerate()
         .map(|(i, name)| {
             ENGINES
                 .into_iter()
-                .find(|e| e.as_str() == *name)
+                .find(|e| e.as_str() == name)
                 .ok_or_else(|| {
                     format!(
                         "{at}[{i}]: unknown engine {name:?} (known: kv1, kv2, database, pki, \
@@ -384,21 +422,20 @@ fn parse_engines(value: &Value, at: &str) -> Result<Vec<Engine>, String> {
         .collect()
 }
 
-fn parse_delivery(value: &Value, at: &str) -> Result<Vec<DeliveryKind>, String> {
+fn parse_delivery(value: &Json<'_>, at: At<'_>) -> Result<Vec<DeliveryKind>, String> {
     const KINDS: [DeliveryKind; 3] = [
         DeliveryKind::Env,
         DeliveryKind::File,
         DeliveryKind::KubeSecret,
     ];
     let names = string_list(value, at)?;
-    no_duplicates(&names, at)?;
-    names
-        .iter()
+    no_duplicates(names, at)?;
+    strings(names)
         .enumerate()
         .map(|(i, name)| {
             KINDS
                 .into_iter()
-                .find(|k| k.as_str() == *name)
+                .find(|k| k.as_str() == name)
                 .ok_or_else(|| {
                     format!(
                         "{at}[{i}]: unknown delivery kind {name:?} (known: env, file, kube-secret)"
@@ -409,15 +446,15 @@ fn parse_delivery(value: &Value, at: &str) -> Result<Vec<DeliveryKind>, String> 
 }
 
 /// `value` as an object holding only `known` keys.
-fn object<'v>(
-    value: &'v Value,
-    at: &str,
+fn object<'v, 'a>(
+    value: &'v Json<'a>,
+    at: At<'_>,
     known: &[&str],
-) -> Result<&'v Map<String, Value>, String> {
+) -> Result<&'v Object<'a>, String> {
     let obj = value
         .as_object()
         .ok_or_else(|| format!("{at}: must be an object, not {}", json_type(value)))?;
-    if let Some(key) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+    if let Some(key) = obj.keys().find(|k| !known.contains(k)) {
         return Err(format!(
             "{at}: unknown key {key:?} (expected one of: {})",
             known.join(", ")
@@ -426,8 +463,8 @@ fn object<'v>(
     Ok(obj)
 }
 
-/// `value` as a non-empty array of strings.
-fn string_list<'v>(value: &'v Value, at: &str) -> Result<Vec<&'v str>, String> {
+/// `value` as a non-empty array of strings; read them with [`strings`].
+fn string_list<'v, 'a>(value: &'v Json<'a>, at: At<'_>) -> Result<&'v [Json<'a>], String> {
     let items = value.as_array().ok_or_else(|| {
         format!(
             "{at}: must be an array of strings, not {}",
@@ -437,19 +474,23 @@ fn string_list<'v>(value: &'v Value, at: &str) -> Result<Vec<&'v str>, String> {
     if items.is_empty() {
         return Err(format!("{at}: must not be empty"));
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            item.as_str()
-                .ok_or_else(|| format!("{at}[{i}]: must be a string, not {}", json_type(item)))
-        })
-        .collect()
+    if let Some((i, item)) = items.iter().enumerate().find(|(_, v)| v.as_str().is_none()) {
+        return Err(format!(
+            "{at}[{i}]: must be a string, not {}",
+            json_type(item)
+        ));
+    }
+    Ok(items)
 }
 
-fn no_duplicates(items: &[&str], at: &str) -> Result<(), String> {
-    for (i, item) in items.iter().enumerate() {
-        if items[..i].contains(item) {
+/// The strings of a list [`string_list`] accepted (all of its items).
+fn strings<'v>(items: &'v [Json<'_>]) -> impl Iterator<Item = &'v str> + Clone {
+    items.iter().filter_map(Json::as_str)
+}
+
+fn no_duplicates(items: &[Json<'_>], at: At<'_>) -> Result<(), String> {
+    for (i, item) in strings(items).enumerate() {
+        if strings(&items[..i]).any(|earlier| earlier == item) {
             return Err(format!("{at}[{i}]: {item:?} is listed twice"));
         }
     }
@@ -457,22 +498,25 @@ fn no_duplicates(items: &[&str], at: &str) -> Result<(), String> {
 }
 
 /// A JSON value's type, for messages: `an array`, `null`, ...
-pub(crate) fn json_type(value: &Value) -> &'static str {
+pub(crate) fn json_type(value: &Json<'_>) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
 /// A short description of a scalar value, or its type for anything else.
-fn describe_value(value: &Value) -> String {
+fn describe_value(value: &Json<'_>) -> String {
     match value {
-        Value::String(s) => format!("{s:?}"),
-        Value::Bool(_) | Value::Number(_) | Value::Null => value.to_string(),
+        Json::String(s) => format!("{s:?}"),
+        // As `serde_json::Value` renders them.
+        Json::Bool(b) => serde_json::Value::Bool(*b).to_string(),
+        Json::Number(n) => serde_json::Value::Number(n.clone()).to_string(),
+        Json::Null => serde_json::Value::Null.to_string(),
         _ => json_type(value).to_string(),
     }
 }

@@ -191,7 +191,7 @@ pub fn validate_settings(settings: &str) -> Result<(), PluginError> {
     Settings::parse(settings).map(|_| ())
 }
 
-fn parse_template(src: &str) -> Result<Template, PluginError> {
+fn parse_template(src: &str) -> Result<Template<'_>, PluginError> {
     Template::parse(src).map_err(|e| PluginError::InvalidInput(e.to_string()))
 }
 
@@ -206,7 +206,7 @@ pub fn plan(template: Option<&str>, settings: &str) -> Result<Vec<SecretRef>, Pl
     let mut refs: Vec<SecretRef> = Vec::new();
     for call in &tmpl.calls {
         let r = SecretRef {
-            reference: call.reference.clone(),
+            reference: call.reference.to_string(),
             parameters: call.parameters.clone(),
             kind: match call.kind {
                 template::RefKind::Secret => RefKind::Secret,
@@ -227,17 +227,18 @@ pub fn render(req: &RenderRequest) -> Result<Vec<Artifact>, PluginError> {
         return output::default_format(&req.secrets, &req.target, &settings);
     };
     let tmpl = parse_template(src)?;
-    let granted: Vec<GrantedSecret> = req
+    // The engine borrows the granted values; nothing is copied.
+    let granted: Vec<GrantedSecret<'_>> = req
         .secrets
         .iter()
         .map(|s| GrantedSecret {
-            reference: s.reference.clone(),
-            parameters: s.parameters.clone(),
-            lease_id: s.lease_id.clone(),
+            reference: &s.reference,
+            parameters: &s.parameters,
+            lease_id: &s.lease_id,
             lease_duration: s.lease_duration,
             renewable: s.renewable,
-            data: s.data.clone(),
-            warnings: s.warnings.clone(),
+            data: &s.data,
+            warnings: &s.warnings,
         })
         .collect();
     let out = tmpl

@@ -1,10 +1,13 @@
 //! Executes a parsed template against granted secrets.
+//!
+//! Values are reference-counted, so handing one around is a pointer copy;
+//! field chains are walked by reference and only their result is cloned.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::funcs::{self, FnCtx};
-use super::parser::{Arg, Branch, Command, Node, Operand, Pipeline, split_parameters};
+use super::parser::{Arg, Branch, Command, FieldChain, Node, Operand, Pipeline, split_parameters};
 use super::value::{Struct, Value};
 use super::{Error, Template, format};
 
@@ -18,24 +21,24 @@ pub(crate) enum MissingKey {
     Zero,
 }
 
-/// A secret the host fetched for this render.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct GrantedSecret {
-    pub(crate) reference: String,
-    pub(crate) parameters: Vec<(String, String)>,
-    pub(crate) lease_id: String,
+/// A secret the host fetched for this render, borrowed from the request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct GrantedSecret<'a> {
+    pub(crate) reference: &'a str,
+    pub(crate) parameters: &'a [(String, String)],
+    pub(crate) lease_id: &'a str,
     pub(crate) lease_duration: u64,
     pub(crate) renewable: bool,
     /// The response's `data` object as JSON.
-    pub(crate) data: String,
-    pub(crate) warnings: Vec<String>,
+    pub(crate) data: &'a str,
+    pub(crate) warnings: &'a [String],
 }
 
 /// Inputs of one execution.
 #[derive(Debug)]
 pub(crate) struct ExecOptions<'a> {
     pub(crate) missing_key: MissingKey,
-    pub(crate) secrets: &'a [GrantedSecret],
+    pub(crate) secrets: &'a [GrantedSecret<'a>],
 }
 
 /// Largest output a template may produce.
@@ -49,14 +52,15 @@ enum Flow {
     Continue,
 }
 
-impl Template {
+impl Template<'_> {
     /// Runs the template; the data (dot) is nil, as in consul-template.
     pub(crate) fn execute(&self, opts: &ExecOptions<'_>) -> Result<String, Error> {
         let mut st = State {
             tmpl: self,
             opts,
-            out: String::new(),
-            vars: vec![("$".to_string(), Value::Nil)],
+            // Rendered output is usually about as long as the template.
+            out: String::with_capacity(self.src.len()),
+            vars: vec![("$", Value::Nil)],
             depth: 0,
             secret_cache: BTreeMap::new(),
         };
@@ -65,19 +69,20 @@ impl Template {
     }
 }
 
-struct State<'a> {
-    tmpl: &'a Template,
-    opts: &'a ExecOptions<'a>,
+struct State<'t, 'a> {
+    tmpl: &'t Template<'a>,
+    opts: &'t ExecOptions<'t>,
     out: String,
-    vars: Vec<(String, Value)>,
+    /// Variables in scope (names with their `$`), innermost last.
+    vars: Vec<(&'a str, Value)>,
     depth: usize,
     /// Values built for secrets already read, by (kind, index).
     secret_cache: BTreeMap<(bool, usize), Value>,
 }
 
-impl State<'_> {
+impl<'a> State<'_, 'a> {
     fn err(&self, pos: usize, msg: impl Into<String>) -> Error {
-        Error::at(&self.tmpl.src, pos, msg)
+        Error::at(self.tmpl.src, pos, msg)
     }
 
     /// An error while evaluating `arg`, quoting its source text.
@@ -92,7 +97,7 @@ impl State<'_> {
         self.err(start, format!("executing <{text}>: {msg}"))
     }
 
-    fn cmd_span(cmd: &Command) -> (usize, usize) {
+    fn cmd_span(cmd: &Command<'_>) -> (usize, usize) {
         let end = cmd.args.last().map_or(cmd.pos, |a| a.end);
         (cmd.pos, end)
     }
@@ -105,15 +110,21 @@ impl State<'_> {
         Ok(())
     }
 
-    fn walk(&mut self, dot: &Value, list: &[Node]) -> Result<Flow, Error> {
+    fn walk(&mut self, dot: &Value, list: &[Node<'a>]) -> Result<Flow, Error> {
         for node in list {
             match node {
                 Node::Text(t) => self.write(t, 0)?,
                 Node::Action(pipe) => {
                     let v = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
-                        let s = format::print_value(&v);
-                        self.write(&s, pipe.pos)?;
+                        match &v {
+                            // A string prints as itself: no need to copy it.
+                            Value::Str(s) => self.write(s, pipe.pos)?,
+                            other => {
+                                let s = format::print_value(other);
+                                self.write(&s, pipe.pos)?;
+                            }
+                        }
                     }
                 }
                 Node::If(b) | Node::With(b) => {
@@ -148,8 +159,7 @@ impl State<'_> {
                         ));
                     }
                     self.depth += 1;
-                    let saved =
-                        std::mem::replace(&mut self.vars, vec![("$".to_string(), value.clone())]);
+                    let saved = std::mem::replace(&mut self.vars, vec![("$", value.clone())]);
                     let result = self.walk(&value, &body);
                     self.vars = saved;
                     self.depth -= 1;
@@ -162,7 +172,7 @@ impl State<'_> {
         Ok(Flow::Normal)
     }
 
-    fn range(&mut self, dot: &Value, b: &Branch) -> Result<(), Error> {
+    fn range(&mut self, dot: &Value, b: &Branch<'a>) -> Result<(), Error> {
         let mark = self.vars.len();
         let v = self.eval_pipeline(dot, &b.pipe)?;
         let items: Vec<(Value, Value)> = match &v {
@@ -203,10 +213,10 @@ impl State<'_> {
         for (index, elem) in items {
             if b.pipe.is_assign {
                 match n {
-                    1 => self.set_var(&b.pipe.decl[0], elem.clone(), b.pipe.pos)?,
+                    1 => self.set_var(b.pipe.decl[0], elem.clone(), b.pipe.pos)?,
                     2 => {
-                        self.set_var(&b.pipe.decl[0], index.clone(), b.pipe.pos)?;
-                        self.set_var(&b.pipe.decl[1], elem.clone(), b.pipe.pos)?;
+                        self.set_var(b.pipe.decl[0], index.clone(), b.pipe.pos)?;
+                        self.set_var(b.pipe.decl[1], elem.clone(), b.pipe.pos)?;
                     }
                     _ => {}
                 }
@@ -232,17 +242,17 @@ impl State<'_> {
         Ok(())
     }
 
-    fn lookup_var(&self, name: &str, pos: usize) -> Result<Value, Error> {
+    fn lookup_var(&self, name: &str, pos: usize) -> Result<&Value, Error> {
         self.vars
             .iter()
             .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
             .ok_or_else(|| self.err(pos, format!("undefined variable: {name}")))
     }
 
     fn set_var(&mut self, name: &str, value: Value, pos: usize) -> Result<(), Error> {
-        match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+        match self.vars.iter_mut().rev().find(|(n, _)| *n == name) {
             Some(slot) => {
                 slot.1 = value;
                 Ok(())
@@ -251,23 +261,23 @@ impl State<'_> {
         }
     }
 
-    fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipeline) -> Result<Value, Error> {
+    fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipeline<'a>) -> Result<Value, Error> {
         let mut value = None;
         for cmd in &pipe.cmds {
             value = Some(self.eval_command(dot, cmd, value)?);
         }
         let value = value.unwrap_or(Value::Nil);
-        for name in &pipe.decl {
+        for &name in &pipe.decl {
             if pipe.is_assign {
                 self.set_var(name, value.clone(), pipe.pos)?;
             } else {
-                self.vars.push((name.clone(), value.clone()));
+                self.vars.push((name, value.clone()));
             }
         }
         Ok(value)
     }
 
-    fn not_a_function(&self, cmd: &Command, final_: &Option<Value>) -> Result<(), Error> {
+    fn not_a_function(&self, cmd: &Command<'_>, final_: &Option<Value>) -> Result<(), Error> {
         if cmd.args.len() > 1 || final_.is_some() {
             let a = &cmd.args[0];
             return Err(self.err_at(a.start, a.end, "can't give argument to non-function"));
@@ -278,28 +288,26 @@ impl State<'_> {
     fn eval_command(
         &mut self,
         dot: &Value,
-        cmd: &Command,
+        cmd: &Command<'a>,
         final_: Option<Value>,
     ) -> Result<Value, Error> {
         let first = &cmd.args[0];
         match &first.op {
-            Operand::Field(chain) => self.eval_field_chain(
-                dot.clone(),
-                chain,
-                first,
-                cmd.args.len() > 1 || final_.is_some(),
-            ),
+            Operand::Field(chain) => {
+                self.eval_field_chain(dot, *chain, first, cmd.args.len() > 1 || final_.is_some())
+            }
             Operand::Variable(name, chain) => {
                 let v = self.lookup_var(name, first.start)?;
                 if chain.is_empty() {
+                    let v = v.clone();
                     self.not_a_function(cmd, &final_)?;
                     return Ok(v);
                 }
-                self.eval_field_chain(v, chain, first, cmd.args.len() > 1 || final_.is_some())
+                self.eval_field_chain(v, *chain, first, cmd.args.len() > 1 || final_.is_some())
             }
             Operand::Chain(inner, chain) => {
                 let v = self.eval_arg(dot, inner)?;
-                self.eval_field_chain(v, chain, first, cmd.args.len() > 1 || final_.is_some())
+                self.eval_field_chain(&v, *chain, first, cmd.args.len() > 1 || final_.is_some())
             }
             Operand::Ident(name) => self.eval_function(dot, name, cmd, final_),
             Operand::Pipe(p) => {
@@ -319,17 +327,17 @@ impl State<'_> {
     }
 
     /// Evaluates an operand used as an argument.
-    fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value, Error> {
+    fn eval_arg(&mut self, dot: &Value, arg: &Arg<'a>) -> Result<Value, Error> {
         match &arg.op {
             Operand::Dot => Ok(dot.clone()),
             Operand::Nil => Ok(Value::Nil),
             Operand::Bool(b) => Ok(Value::Bool(*b)),
             Operand::Number(v) => Ok(v.clone()),
             Operand::Str(s) => Ok(Value::Str(s.clone())),
-            Operand::Field(chain) => self.eval_field_chain(dot.clone(), chain, arg, false),
+            Operand::Field(chain) => self.eval_field_chain(dot, *chain, arg, false),
             Operand::Variable(name, chain) => {
                 let v = self.lookup_var(name, arg.start)?;
-                self.eval_field_chain(v, chain, arg, false)
+                self.eval_field_chain(v, *chain, arg, false)
             }
             Operand::Ident(name) => {
                 let cmd = Command {
@@ -341,21 +349,25 @@ impl State<'_> {
             Operand::Pipe(p) => self.eval_pipeline(dot, p),
             Operand::Chain(inner, chain) => {
                 let v = self.eval_arg(dot, inner)?;
-                self.eval_field_chain(v, chain, arg, false)
+                self.eval_field_chain(&v, *chain, arg, false)
             }
         }
     }
 
+    /// Follows `.a.b.c` from `receiver` by reference; only the value at
+    /// the end of the chain is cloned.
     fn eval_field_chain(
-        &mut self,
-        mut receiver: Value,
-        chain: &[String],
-        node: &Arg,
+        &self,
+        receiver: &Value,
+        chain: FieldChain<'_>,
+        node: &Arg<'_>,
         has_args: bool,
     ) -> Result<Value, Error> {
-        for (i, name) in chain.iter().enumerate() {
-            let last = i + 1 == chain.len();
-            receiver = match &receiver {
+        let mut receiver = receiver;
+        let mut names = chain.names().peekable();
+        while let Some(name) = names.next() {
+            let last = names.peek().is_none();
+            receiver = match receiver {
                 Value::Map(m) => {
                     if last && has_args {
                         return Err(self.err_at(
@@ -365,7 +377,7 @@ impl State<'_> {
                         ));
                     }
                     match m.get(name) {
-                        Some(v) => v.clone(),
+                        Some(v) => v,
                         None => match self.opts.missing_key {
                             MissingKey::Error => {
                                 return Err(self.err_at(
@@ -374,7 +386,8 @@ impl State<'_> {
                                     format_args!("map has no entry for key {name:?}"),
                                 ));
                             }
-                            MissingKey::Zero => Value::Nil,
+                            // Nil with the rest of the chain is nil too.
+                            MissingKey::Zero => return Ok(Value::Nil),
                         },
                     }
                 }
@@ -387,7 +400,7 @@ impl State<'_> {
                                 format_args!("{name} is not a method but has arguments"),
                             ));
                         }
-                        v.clone()
+                        v
                     }
                     None => {
                         return Err(self.err_at(
@@ -398,7 +411,7 @@ impl State<'_> {
                     }
                 },
                 Value::Nil => match self.opts.missing_key {
-                    MissingKey::Zero => Value::Nil,
+                    MissingKey::Zero => return Ok(Value::Nil),
                     MissingKey::Error => {
                         return Err(self.err_at(
                             node.start,
@@ -416,14 +429,14 @@ impl State<'_> {
                 }
             };
         }
-        Ok(receiver)
+        Ok(receiver.clone())
     }
 
     fn eval_function(
         &mut self,
         dot: &Value,
         name: &str,
-        cmd: &Command,
+        cmd: &Command<'a>,
         final_: Option<Value>,
     ) -> Result<Value, Error> {
         let (start, end) = Self::cmd_span(cmd);
@@ -464,7 +477,7 @@ impl State<'_> {
         &mut self,
         _dot: &Value,
         name: &str,
-        _cmd: &Command,
+        _cmd: &Command<'_>,
         args: Vec<Value>,
         start: usize,
         end: usize,
@@ -482,19 +495,20 @@ impl State<'_> {
     }
 
     fn read_secret(&mut self, pki: bool, args: &[Value], pos: usize) -> Result<Value, Error> {
-        let strings: Vec<String> = args
-            .iter()
-            .map(|a| a.as_str().unwrap_or_default().to_string())
-            .collect();
-        let Some((reference, params)) = strings.split_first() else {
+        let Some((reference, params)) = args.split_first() else {
             return Err(self.err(pos, "secret: missing path"));
         };
-        let parameters = split_parameters(params).map_err(|m| self.err(pos, m))?;
+        let reference = reference.as_str().unwrap_or_default();
+        let params: Vec<&str> = params
+            .iter()
+            .map(|a| a.as_str().unwrap_or_default())
+            .collect();
+        let parameters = split_parameters(&params).map_err(|m| self.err(pos, m))?;
         let Some(index) = self
             .opts
             .secrets
             .iter()
-            .position(|s| s.reference == *reference && s.parameters == parameters)
+            .position(|s| s.reference == reference && s.parameters == parameters)
         else {
             let mut e = self.err(
                 pos,
@@ -507,13 +521,12 @@ impl State<'_> {
             return Ok(v.clone());
         }
         let granted = &self.opts.secrets[index];
-        let json: serde_json::Value = serde_json::from_str(&granted.data).map_err(|_| {
+        let data = Value::parse_json(granted.data).map_err(|_| {
             self.err(
                 pos,
                 format!("secret {reference:?}: its data is not a valid JSON document"),
             )
         })?;
-        let data = Value::from_json(&json);
         let value = if pki {
             pki_value(&data)
         } else {
@@ -525,12 +538,12 @@ impl State<'_> {
 }
 
 /// consul-template's `*dependency.Secret`.
-fn secret_value(granted: &GrantedSecret, data: Value) -> Value {
+fn secret_value(granted: &GrantedSecret<'_>, data: Value) -> Value {
     Value::Struct(Rc::new(Struct {
         type_name: "*dependency.Secret",
         fields: vec![
             ("RequestID", Value::str("")),
-            ("LeaseID", Value::str(granted.lease_id.as_str())),
+            ("LeaseID", Value::str(granted.lease_id)),
             (
                 "LeaseDuration",
                 Value::Int(i64::try_from(granted.lease_duration).unwrap_or(i64::MAX)),
@@ -606,21 +619,21 @@ fn pem_line(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn granted(reference: &str, data: &str) -> GrantedSecret {
+    fn granted(reference: &'static str, data: &'static str) -> GrantedSecret<'static> {
         GrantedSecret {
-            reference: reference.into(),
-            parameters: vec![],
-            lease_id: String::new(),
+            reference,
+            parameters: &[],
+            lease_id: "",
             lease_duration: 0,
             renewable: false,
-            data: data.into(),
-            warnings: vec![],
+            data,
+            warnings: &[],
         }
     }
 
     fn run_with(
         src: &str,
-        secrets: &[GrantedSecret],
+        secrets: &[GrantedSecret<'_>],
         missing_key: MissingKey,
     ) -> Result<String, Error> {
         let t = Template::parse(src)?;
@@ -738,7 +751,7 @@ mod tests {
     #[test]
     fn secret_object_fields() {
         let mut g = granted("db/creds/app", r#"{"username":"u","password":"p"}"#);
-        g.lease_id = "db/creds/app/abc".into();
+        g.lease_id = "db/creds/app/abc";
         g.lease_duration = 3600;
         g.renewable = true;
         let out = run_with(

@@ -1,13 +1,18 @@
 //! Tokeniser for Go's `text/template` syntax with the default `{{ }}`
 //! delimiters, trim markers (`{{- ` / ` -}}`) and comments (`{{/* */}}`).
+//!
+//! Tokens borrow their text from the template source: only string literals
+//! with escape sequences (and raw strings with carriage returns) allocate.
+
+use std::borrow::Cow;
 
 use super::Error;
 
 /// The kind of a token; the text it covers is `src[pos..end]`.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Tok {
+pub(crate) enum Tok<'a> {
     /// Literal text outside actions, after trimming.
-    Text(String),
+    Text(&'a str),
     /// `{{` or `{{- `.
     LeftDelim,
     /// `}}` or ` -}}`.
@@ -15,22 +20,23 @@ pub(crate) enum Tok {
     /// Whitespace inside an action (separates operands).
     Space,
     /// `.Name` (the name without the dot).
-    Field(String),
+    Field(&'a str),
     /// `$name` or `$` (with the `$`).
-    Variable(String),
+    Variable(&'a str),
     /// A function name.
-    Identifier(String),
+    Identifier(&'a str),
     /// A keyword: if, else, end, range, with, define, template, block,
     /// break, continue.
     Keyword(&'static str),
     Bool(bool),
     Nil,
     /// A number literal, as written.
-    Number(String),
+    Number(&'a str),
     /// A character constant, already decoded.
     Char(i64),
-    /// A string literal, already unquoted.
-    Str(String),
+    /// A string literal, already unquoted (borrowed unless it had to be
+    /// decoded).
+    Str(Cow<'a, str>),
     /// `.`
     Dot,
     Pipe,
@@ -45,24 +51,39 @@ pub(crate) enum Tok {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct Token {
-    pub(crate) tok: Tok,
+pub(crate) struct Token<'a> {
+    pub(crate) tok: Tok<'a>,
     /// Byte offset where the token starts.
     pub(crate) pos: usize,
     /// Byte offset just after the token (meaningful for action tokens).
     pub(crate) end: usize,
 }
 
-const KEYWORDS: &[&str] = &[
-    "block", "break", "continue", "define", "else", "end", "if", "range", "template", "with",
-];
+/// The keyword `word` is, if any.
+fn keyword(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "block" => "block",
+        "break" => "break",
+        "continue" => "continue",
+        "define" => "define",
+        "else" => "else",
+        "end" => "end",
+        "if" => "if",
+        "range" => "range",
+        "template" => "template",
+        "with" => "with",
+        _ => return None,
+    })
+}
 
 /// Splits `src` into tokens.
-pub(crate) fn lex(src: &str) -> Result<Vec<Token>, Error> {
+pub(crate) fn lex(src: &str) -> Result<Vec<Token<'_>>, Error> {
     let mut lx = Lexer {
         src,
         pos: 0,
-        out: Vec::new(),
+        // Action-heavy templates have about one token per 3 bytes; sizing
+        // for that up front saves copying the vector as it grows.
+        out: Vec::with_capacity(src.len() / 3 + 8),
         trim_next_text: false,
     };
     lx.run()?;
@@ -72,7 +93,7 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, Error> {
 struct Lexer<'a> {
     src: &'a str,
     pos: usize,
-    out: Vec<Token>,
+    out: Vec<Token<'a>>,
     /// The previous action ended with ` -}}`: trim leading space of the
     /// next text.
     trim_next_text: bool,
@@ -86,8 +107,23 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
-impl Lexer<'_> {
-    fn rest(&self) -> &str {
+/// Byte offset of the first `{{` in `s`. Scans for `{` with `memchr`
+/// (via `str::find(char)`), which is much cheaper than a substring search
+/// on short texts.
+fn find_left_delim(s: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find('{') {
+        let at = from + i;
+        if s.as_bytes().get(at + 1) == Some(&b'{') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+impl<'a> Lexer<'a> {
+    fn rest(&self) -> &'a str {
         &self.src[self.pos..]
     }
 
@@ -105,7 +141,7 @@ impl Lexer<'_> {
         Error::at(self.src, pos, msg)
     }
 
-    fn push(&mut self, tok: Tok, pos: usize) {
+    fn push(&mut self, tok: Tok<'a>, pos: usize) {
         self.out.push(Token {
             tok,
             pos,
@@ -117,7 +153,7 @@ impl Lexer<'_> {
         loop {
             // Text up to the next left delimiter.
             let start = self.pos;
-            let next = self.rest().find("{{").map(|i| self.pos + i);
+            let next = find_left_delim(self.rest()).map(|i| self.pos + i);
             let text_end = next.unwrap_or(self.src.len());
             let mut text = &self.src[start..text_end];
             if self.trim_next_text {
@@ -126,7 +162,7 @@ impl Lexer<'_> {
             }
             let Some(delim) = next else {
                 if !text.is_empty() {
-                    self.push(Tok::Text(text.to_string()), start);
+                    self.push(Tok::Text(text), start);
                 }
                 self.pos = self.src.len();
                 self.push(Tok::Eof, self.pos);
@@ -140,7 +176,7 @@ impl Lexer<'_> {
                 text = text.trim_end_matches(is_space);
             }
             if !text.is_empty() {
-                self.push(Tok::Text(text.to_string()), start);
+                self.push(Tok::Text(text), start);
             }
             self.pos = delim + 2;
             if left_trim {
@@ -254,8 +290,9 @@ impl Lexer<'_> {
                 '\'' => self.char_constant(pos)?,
                 '$' => {
                     self.pos += 1;
-                    let name = self.alnum_run();
-                    let text = format!("${name}");
+                    self.alnum_run();
+                    // The name with its `$`.
+                    let text = &self.src[pos..self.pos];
                     self.check_terminator()?;
                     self.push(Tok::Variable(text), pos);
                 }
@@ -278,14 +315,14 @@ impl Lexer<'_> {
                 c if is_alnum(c) => {
                     let word = self.alnum_run();
                     self.check_terminator()?;
-                    let tok = if let Some(k) = KEYWORDS.iter().find(|k| **k == word) {
-                        Tok::Keyword(k)
-                    } else if word == "true" || word == "false" {
-                        Tok::Bool(word == "true")
-                    } else if word == "nil" {
-                        Tok::Nil
-                    } else {
-                        Tok::Identifier(word)
+                    let tok = match word {
+                        "true" => Tok::Bool(true),
+                        "false" => Tok::Bool(false),
+                        "nil" => Tok::Nil,
+                        _ => match keyword(word) {
+                            Some(k) => Tok::Keyword(k),
+                            None => Tok::Identifier(word),
+                        },
                     };
                     self.push(tok, pos);
                 }
@@ -298,13 +335,22 @@ impl Lexer<'_> {
         }
     }
 
-    fn alnum_run(&mut self) -> String {
+    fn alnum_run(&mut self) -> &'a str {
         let rest = self.rest();
-        let len = rest
-            .char_indices()
-            .find(|(_, c)| !is_alnum(*c))
-            .map_or(rest.len(), |(i, _)| i);
-        let word = rest[..len].to_string();
+        // ASCII bytes are checked directly; anything else is decoded.
+        let bytes = rest.as_bytes();
+        let mut len = 0;
+        while let Some(&b) = bytes.get(len) {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                len += 1;
+                continue;
+            }
+            match rest[len..].chars().next() {
+                Some(c) if !c.is_ascii() && is_alnum(c) => len += c.len_utf8(),
+                _ => break,
+            }
+        }
+        let word = &rest[..len];
         self.pos += len;
         word
     }
@@ -356,7 +402,7 @@ impl Lexer<'_> {
             }
             run(&mut len, "0123456789_");
         }
-        let text = rest[..len].to_string();
+        let text = &rest[..len];
         let bad = text.is_empty()
             || !text.bytes().any(|b| b.is_ascii_digit())
             || rest[len..].chars().next().is_some_and(is_alnum);
@@ -374,8 +420,17 @@ impl Lexer<'_> {
     }
 
     fn quoted(&mut self, pos: usize) -> Result<(), Error> {
+        let rest = self.rest();
+        // Without escapes the literal is the text between the quotes.
+        if let Some(end) = rest[1..].find(['"', '\\', '\n'])
+            && rest.as_bytes()[1 + end] == b'"'
+        {
+            self.pos += end + 2;
+            self.push(Tok::Str(Cow::Borrowed(&rest[1..=end])), pos);
+            return Ok(());
+        }
         let mut out = String::new();
-        let mut chars = self.rest().char_indices();
+        let mut chars = rest.char_indices();
         chars.next(); // opening quote
         loop {
             let Some((i, c)) = chars.next() else {
@@ -394,7 +449,7 @@ impl Lexer<'_> {
                 c => out.push(c),
             }
         }
-        self.push(Tok::Str(out), pos);
+        self.push(Tok::Str(Cow::Owned(out)), pos);
         Ok(())
     }
 
@@ -404,7 +459,12 @@ impl Lexer<'_> {
             return Err(self.err(pos, "unterminated raw quoted string"));
         };
         // Go's strconv.Unquote drops carriage returns from raw strings.
-        let text: String = rest[..end].chars().filter(|c| *c != '\r').collect();
+        let raw = &rest[..end];
+        let text = if raw.contains('\r') {
+            Cow::Owned(raw.chars().filter(|c| *c != '\r').collect())
+        } else {
+            Cow::Borrowed(raw)
+        };
         self.pos += end + 2;
         self.push(Tok::Str(text), pos);
         Ok(())
@@ -500,7 +560,7 @@ fn decode_escape(
 mod tests {
     use super::*;
 
-    fn toks(src: &str) -> Vec<Tok> {
+    fn toks(src: &str) -> Vec<Tok<'_>> {
         lex(src).unwrap().into_iter().map(|t| t.tok).collect()
     }
 
@@ -509,14 +569,14 @@ mod tests {
         assert_eq!(
             toks("a{{ .Data.data }}b"),
             vec![
-                Tok::Text("a".into()),
+                Tok::Text("a"),
                 Tok::LeftDelim,
                 Tok::Space,
-                Tok::Field("Data".into()),
-                Tok::Field("data".into()),
+                Tok::Field("Data"),
+                Tok::Field("data"),
                 Tok::Space,
                 Tok::RightDelim,
-                Tok::Text("b".into()),
+                Tok::Text("b"),
                 Tok::Eof
             ]
         );
@@ -527,23 +587,18 @@ mod tests {
         assert_eq!(
             toks("a \n {{- 1 -}} \n b"),
             vec![
-                Tok::Text("a".into()),
+                Tok::Text("a"),
                 Tok::LeftDelim,
-                Tok::Number("1".into()),
+                Tok::Number("1"),
                 Tok::RightDelim,
-                Tok::Text("b".into()),
+                Tok::Text("b"),
                 Tok::Eof
             ]
         );
         // Without a space, "-3" is a number.
         assert_eq!(
             toks("{{-3}}"),
-            vec![
-                Tok::LeftDelim,
-                Tok::Number("-3".into()),
-                Tok::RightDelim,
-                Tok::Eof
-            ]
+            vec![Tok::LeftDelim, Tok::Number("-3"), Tok::RightDelim, Tok::Eof]
         );
     }
 
@@ -551,7 +606,7 @@ mod tests {
     fn comments_vanish() {
         assert_eq!(
             toks("a {{- /* x\ny */ -}} b"),
-            vec![Tok::Text("a".into()), Tok::Text("b".into()), Tok::Eof]
+            vec![Tok::Text("a"), Tok::Text("b"), Tok::Eof]
         );
         assert!(lex("{{/* x */ }}").is_err());
         assert!(lex("{{/* x ").is_err());
@@ -574,12 +629,12 @@ mod tests {
             toks("{{$x := $.a}}"),
             vec![
                 Tok::LeftDelim,
-                Tok::Variable("$x".into()),
+                Tok::Variable("$x"),
                 Tok::Space,
                 Tok::Declare,
                 Tok::Space,
-                Tok::Variable("$".into()),
-                Tok::Field("a".into()),
+                Tok::Variable("$"),
+                Tok::Field("a"),
                 Tok::RightDelim,
                 Tok::Eof
             ]
@@ -590,8 +645,8 @@ mod tests {
     fn bad_numbers() {
         assert!(lex("{{ 12ab }}").is_err());
         assert!(lex("{{ - }}").is_err());
-        assert_eq!(toks("{{ 0x1F }}")[2], Tok::Number("0x1F".into()));
-        assert_eq!(toks("{{ 1.5e3 }}")[2], Tok::Number("1.5e3".into()));
+        assert_eq!(toks("{{ 0x1F }}")[2], Tok::Number("0x1F"));
+        assert_eq!(toks("{{ 1.5e3 }}")[2], Tok::Number("1.5e3"));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Recursive-descent parser producing the template tree, following the
 //! grammar and checks of Go's `text/template/parse`.
+//!
+//! The tree borrows names and text from the template source (`'a`), so
+//! parsing allocates little more than the node vectors themselves.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -12,10 +15,10 @@ use super::value::Value;
 /// A parsed template: the main tree, `define`d templates, and every
 /// `secret` / `pkiCert` call in source order.
 #[derive(Debug)]
-pub(crate) struct Template {
-    pub(crate) src: Rc<str>,
-    pub(crate) root: Vec<Node>,
-    pub(crate) defines: BTreeMap<String, Rc<Vec<Node>>>,
+pub(crate) struct Template<'a> {
+    pub(crate) src: &'a str,
+    pub(crate) root: Vec<Node<'a>>,
+    pub(crate) defines: BTreeMap<String, Rc<Vec<Node<'a>>>>,
     pub(crate) calls: Vec<SecretCall>,
 }
 
@@ -30,72 +33,95 @@ pub(crate) enum RefKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SecretCall {
     pub(crate) kind: RefKind,
-    pub(crate) reference: String,
+    pub(crate) reference: Rc<str>,
     pub(crate) parameters: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
-pub(crate) enum Node {
-    Text(String),
-    Action(Pipeline),
-    If(Box<Branch>),
-    With(Box<Branch>),
-    Range(Box<Branch>),
+pub(crate) enum Node<'a> {
+    Text(&'a str),
+    Action(Pipeline<'a>),
+    // Branches are stored inline (not boxed): one allocation less per
+    // control structure, for a slightly larger node.
+    If(Branch<'a>),
+    With(Branch<'a>),
+    Range(Branch<'a>),
     Template {
         pos: usize,
         name: String,
-        pipe: Option<Pipeline>,
+        pipe: Option<Pipeline<'a>>,
     },
     Break,
     Continue,
 }
 
 #[derive(Debug)]
-pub(crate) struct Branch {
-    pub(crate) pipe: Pipeline,
-    pub(crate) list: Vec<Node>,
-    pub(crate) else_list: Option<Vec<Node>>,
+pub(crate) struct Branch<'a> {
+    pub(crate) pipe: Pipeline<'a>,
+    pub(crate) list: Vec<Node<'a>>,
+    pub(crate) else_list: Option<Vec<Node<'a>>>,
 }
 
 #[derive(Debug)]
-pub(crate) struct Pipeline {
+pub(crate) struct Pipeline<'a> {
     pub(crate) pos: usize,
-    pub(crate) decl: Vec<String>,
+    /// Declared or assigned variables, with their `$`.
+    pub(crate) decl: Vec<&'a str>,
     pub(crate) is_assign: bool,
-    pub(crate) cmds: Vec<Command>,
+    pub(crate) cmds: Vec<Command<'a>>,
 }
 
 #[derive(Debug)]
-pub(crate) struct Command {
+pub(crate) struct Command<'a> {
     pub(crate) pos: usize,
-    pub(crate) args: Vec<Arg>,
+    pub(crate) args: Vec<Arg<'a>>,
 }
 
 /// An operand with the byte span it covers in the source.
 #[derive(Debug)]
-pub(crate) struct Arg {
+pub(crate) struct Arg<'a> {
     pub(crate) start: usize,
     pub(crate) end: usize,
-    pub(crate) op: Operand,
+    pub(crate) op: Operand<'a>,
 }
 
 #[derive(Debug)]
-pub(crate) enum Operand {
+pub(crate) enum Operand<'a> {
     Dot,
     Nil,
     Bool(bool),
     Number(Value),
     Str(Rc<str>),
     /// `.a.b` on dot.
-    Field(Vec<String>),
-    /// `$x.a.b`.
-    Variable(String, Vec<String>),
+    Field(FieldChain<'a>),
+    /// `$x.a.b` (the chain is empty for a plain `$x`).
+    Variable(&'a str, FieldChain<'a>),
     /// A function name.
-    Ident(String),
+    Ident(&'a str),
     /// `( pipeline )`.
-    Pipe(Box<Pipeline>),
+    Pipe(Box<Pipeline<'a>>),
     /// `(pipeline).a.b` or `ident.a`.
-    Chain(Box<Arg>, Vec<String>),
+    Chain(Box<Arg<'a>>, FieldChain<'a>),
+}
+
+/// Field names `.a.b.c`, kept as their source text `a.b.c`: the lexer
+/// emits a chain as adjacent tokens, so the text is contiguous and the
+/// names need no allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FieldChain<'a>(&'a str);
+
+impl<'a> FieldChain<'a> {
+    pub(crate) fn is_empty(self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The field names, in order.
+    pub(crate) fn names(self) -> impl Iterator<Item = &'a str> {
+        (!self.0.is_empty())
+            .then(|| self.0.split('.'))
+            .into_iter()
+            .flatten()
+    }
 }
 
 /// What ended an item list.
@@ -108,20 +134,20 @@ enum Stop {
 }
 
 /// What an action turned out to be.
-enum ActionItem {
-    Node(Node),
+enum ActionItem<'a> {
+    Node(Node<'a>),
     Stop(Stop),
 }
 
-impl Template {
+impl<'a> Template<'a> {
     /// Parses `src`.
-    pub(crate) fn parse(src: &str) -> Result<Template, Error> {
+    pub(crate) fn parse(src: &'a str) -> Result<Template<'a>, Error> {
         let tokens = lex(src)?;
         let mut p = Parser {
             src,
             tokens,
             idx: 0,
-            vars: vec!["$".to_string()],
+            vars: vec!["$"],
             range_depth: 0,
             nesting: 0,
             defines: BTreeMap::new(),
@@ -129,7 +155,7 @@ impl Template {
         };
         let root = p.parse_top()?;
         Ok(Template {
-            src: Rc::from(src),
+            src,
             root,
             defines: p.defines,
             calls: p.calls,
@@ -139,13 +165,14 @@ impl Template {
 
 struct Parser<'a> {
     src: &'a str,
-    tokens: Vec<Token>,
+    tokens: Vec<Token<'a>>,
     idx: usize,
-    vars: Vec<String>,
+    /// Variables in scope, with their `$`.
+    vars: Vec<&'a str>,
     range_depth: usize,
     /// Current depth of nested pipelines and control structures.
     nesting: usize,
-    defines: BTreeMap<String, Rc<Vec<Node>>>,
+    defines: BTreeMap<String, Rc<Vec<Node<'a>>>>,
     calls: Vec<SecretCall>,
 }
 
@@ -153,7 +180,7 @@ struct Parser<'a> {
 /// the recursive parser and executor far from the stack limit).
 const MAX_NESTING: usize = 100;
 
-fn describe(tok: &Tok) -> String {
+fn describe(tok: &Tok<'_>) -> String {
     match tok {
         Tok::Text(_) => "text".into(),
         Tok::LeftDelim => "\"{{\"".into(),
@@ -179,16 +206,16 @@ fn describe(tok: &Tok) -> String {
     }
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, pos: usize, msg: impl Into<String>) -> Error {
         Error::at(self.src, pos, msg)
     }
 
-    fn peek(&self) -> &Token {
+    fn peek(&self) -> &Token<'a> {
         &self.tokens[self.idx.min(self.tokens.len() - 1)]
     }
 
-    fn next(&mut self) -> Token {
+    fn next(&mut self) -> Token<'a> {
         let t = self.peek().clone();
         // May move past the end token; peek() stays on it, and backup()
         // then returns to it.
@@ -201,17 +228,17 @@ impl Parser<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.peek().tok == Tok::Space {
+        while matches!(self.peek().tok, Tok::Space) {
             self.idx += 1;
         }
     }
 
-    fn next_non_space(&mut self) -> Token {
+    fn next_non_space(&mut self) -> Token<'a> {
         self.skip_spaces();
         self.next()
     }
 
-    fn peek_non_space(&mut self) -> &Token {
+    fn peek_non_space(&mut self) -> &Token<'a> {
         self.skip_spaces();
         self.peek()
     }
@@ -221,7 +248,7 @@ impl Parser<'_> {
         self.idx.checked_sub(1).map_or(0, |i| self.tokens[i].end)
     }
 
-    fn unexpected(&self, t: &Token, context: &str) -> Error {
+    fn unexpected(&self, t: &Token<'_>, context: &str) -> Error {
         self.err(
             t.pos,
             format!("unexpected {} in {context}", describe(&t.tok)),
@@ -230,13 +257,13 @@ impl Parser<'_> {
 
     fn expect_right_delim(&mut self, context: &str) -> Result<(), Error> {
         let t = self.next_non_space();
-        if t.tok != Tok::RightDelim {
+        if !matches!(t.tok, Tok::RightDelim) {
             return Err(self.unexpected(&t, context));
         }
         Ok(())
     }
 
-    fn parse_top(&mut self) -> Result<Vec<Node>, Error> {
+    fn parse_top(&mut self) -> Result<Vec<Node<'a>>, Error> {
         let mut list = Vec::new();
         loop {
             let t = self.peek().clone();
@@ -249,7 +276,7 @@ impl Parser<'_> {
                 Tok::LeftDelim => {
                     let save = self.idx;
                     self.next();
-                    if self.peek_non_space().tok == Tok::Keyword("define") {
+                    if matches!(self.peek_non_space().tok, Tok::Keyword("define")) {
                         self.next();
                         self.parse_define(t.pos)?;
                         continue;
@@ -278,12 +305,12 @@ impl Parser<'_> {
         };
         self.expect_right_delim("define clause")?;
         let body = self.definition_body("define", pos)?;
-        self.add_define(pos, name, body)
+        self.add_define(pos, name.into_owned(), body)
     }
 
     /// Parses a template body with a fresh variable scope, up to `{{end}}`.
-    fn definition_body(&mut self, context: &str, open: usize) -> Result<Vec<Node>, Error> {
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+    fn definition_body(&mut self, context: &str, open: usize) -> Result<Vec<Node<'a>>, Error> {
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$"]);
         let saved_depth = std::mem::replace(&mut self.range_depth, 0);
         let result = self.item_list(context, open);
         self.vars = saved_vars;
@@ -297,7 +324,7 @@ impl Parser<'_> {
         }
     }
 
-    fn add_define(&mut self, pos: usize, name: String, body: Vec<Node>) -> Result<(), Error> {
+    fn add_define(&mut self, pos: usize, name: String, body: Vec<Node<'a>>) -> Result<(), Error> {
         let empty = body
             .iter()
             .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
@@ -316,7 +343,7 @@ impl Parser<'_> {
 
     /// Nodes up to `{{end}}` or `{{else}}`; `open` is where the enclosing
     /// keyword is, for the error when `{{end}}` is missing.
-    fn item_list(&mut self, context: &str, open: usize) -> Result<(Vec<Node>, Stop), Error> {
+    fn item_list(&mut self, context: &str, open: usize) -> Result<(Vec<Node<'a>>, Stop), Error> {
         let mut list = Vec::new();
         loop {
             let t = self.peek().clone();
@@ -341,7 +368,7 @@ impl Parser<'_> {
     }
 
     /// Parses one `{{ ... }}` starting at the left delimiter.
-    fn action(&mut self) -> Result<ActionItem, Error> {
+    fn action(&mut self) -> Result<ActionItem<'a>, Error> {
         let delim = self.next();
         debug_assert_eq!(delim.tok, Tok::LeftDelim);
         let t = self.next_non_space();
@@ -379,15 +406,11 @@ impl Parser<'_> {
                 self.expect_right_delim("end")?;
                 Ok(ActionItem::Stop(Stop::End))
             }
-            Tok::Keyword("if") => Ok(ActionItem::Node(Node::If(Box::new(
-                self.control("if", t.pos)?,
-            )))),
-            Tok::Keyword("with") => Ok(ActionItem::Node(Node::With(Box::new(
-                self.control("with", t.pos)?,
-            )))),
-            Tok::Keyword("range") => Ok(ActionItem::Node(Node::Range(Box::new(
-                self.control("range", t.pos)?,
-            )))),
+            Tok::Keyword("if") => Ok(ActionItem::Node(Node::If(self.control("if", t.pos)?))),
+            Tok::Keyword("with") => Ok(ActionItem::Node(Node::With(self.control("with", t.pos)?))),
+            Tok::Keyword("range") => {
+                Ok(ActionItem::Node(Node::Range(self.control("range", t.pos)?)))
+            }
             Tok::Keyword("template") => self.template_control(t.pos).map(ActionItem::Node),
             Tok::Keyword("define") => Err(self.err(
                 t.pos,
@@ -402,7 +425,7 @@ impl Parser<'_> {
     }
 
     /// `if`, `with` and `range` (after the keyword) up to their `{{end}}`.
-    fn control(&mut self, context: &'static str, open: usize) -> Result<Branch, Error> {
+    fn control(&mut self, context: &'static str, open: usize) -> Result<Branch<'a>, Error> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
             return Err(self.err(
@@ -415,7 +438,7 @@ impl Parser<'_> {
         result
     }
 
-    fn control_inner(&mut self, context: &'static str, open: usize) -> Result<Branch, Error> {
+    fn control_inner(&mut self, context: &'static str, open: usize) -> Result<Branch<'a>, Error> {
         let mark = self.vars.len();
         let pipe = self.pipeline(context, &Tok::RightDelim)?;
         let after_pipe = self.vars.len();
@@ -444,9 +467,9 @@ impl Parser<'_> {
                 // `{{end}}`, which the nested control consumes.
                 let nested = self.control(context, pos)?;
                 Some(vec![if context == "if" {
-                    Node::If(Box::new(nested))
+                    Node::If(nested)
                 } else {
-                    Node::With(Box::new(nested))
+                    Node::With(nested)
                 }])
             }
             Stop::Else { chained: None, .. } => {
@@ -468,28 +491,33 @@ impl Parser<'_> {
         })
     }
 
-    fn template_control(&mut self, pos: usize) -> Result<Node, Error> {
+    fn template_control(&mut self, pos: usize) -> Result<Node<'a>, Error> {
         let t = self.next_non_space();
         let Tok::Str(name) = t.tok else {
             return Err(self.unexpected(&t, "template clause"));
         };
-        let pipe = if self.peek_non_space().tok == Tok::RightDelim {
+        let pipe = if matches!(self.peek_non_space().tok, Tok::RightDelim) {
             self.next();
             None
         } else {
             Some(self.pipeline("template clause", &Tok::RightDelim)?)
         };
-        Ok(Node::Template { pos, name, pipe })
+        Ok(Node::Template {
+            pos,
+            name: name.into_owned(),
+            pipe,
+        })
     }
 
     /// `{{block "name" pipeline}} body {{end}}`: define + template.
-    fn block_control(&mut self, pos: usize) -> Result<Node, Error> {
+    fn block_control(&mut self, pos: usize) -> Result<Node<'a>, Error> {
         let t = self.next_non_space();
         let Tok::Str(name) = t.tok else {
             return Err(self.unexpected(&t, "block clause"));
         };
         let pipe = self.pipeline("block clause", &Tok::RightDelim)?;
         let body = self.definition_body("block", pos)?;
+        let name = name.into_owned();
         self.add_define(pos, name.clone(), body)?;
         Ok(Node::Template {
             pos,
@@ -499,11 +527,11 @@ impl Parser<'_> {
     }
 
     fn var_defined(&self, name: &str) -> bool {
-        self.vars.iter().any(|v| v == name)
+        self.vars.contains(&name)
     }
 
     /// A pipeline up to (and including) `end`.
-    fn pipeline(&mut self, context: &str, end: &Tok) -> Result<Pipeline, Error> {
+    fn pipeline(&mut self, context: &str, end: &Tok<'_>) -> Result<Pipeline<'a>, Error> {
         let pos = self.peek_non_space().pos;
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
@@ -517,7 +545,12 @@ impl Parser<'_> {
         result
     }
 
-    fn pipeline_inner(&mut self, context: &str, end: &Tok, pos: usize) -> Result<Pipeline, Error> {
+    fn pipeline_inner(
+        &mut self,
+        context: &str,
+        end: &Tok<'_>,
+        pos: usize,
+    ) -> Result<Pipeline<'a>, Error> {
         let mut decl = Vec::new();
         let mut is_assign = false;
         if let Tok::Variable(name) = self.peek_non_space().tok.clone() {
@@ -525,7 +558,7 @@ impl Parser<'_> {
             self.next();
             match self.peek_non_space().tok.clone() {
                 Tok::Declare | Tok::Assign => {
-                    is_assign = self.next().tok == Tok::Assign;
+                    is_assign = matches!(self.next().tok, Tok::Assign);
                     decl.push(name);
                 }
                 Tok::Comma if context == "range" => {
@@ -555,14 +588,15 @@ impl Parser<'_> {
                     return Err(self.err(pos, format!("undefined variable {name:?}")));
                 }
             } else {
-                self.vars.push(name.clone());
+                self.vars.push(name);
             }
         }
         let mut cmds = Vec::new();
         let mut after_pipe_token = false;
         loop {
             let t = self.next_non_space();
-            if &t.tok == end {
+            // `end` is a delimiter or a paren: comparing kinds suffices.
+            if std::mem::discriminant(&t.tok) == std::mem::discriminant(end) {
                 if cmds.is_empty() {
                     return Err(self.err(t.pos, format!("missing value for {context}")));
                 }
@@ -620,7 +654,7 @@ impl Parser<'_> {
 
     /// Checks and records `secret` / `pkiCert` calls: the path and the
     /// parameters must be literals so that `plan` knows them up front.
-    fn record_secret_call(&mut self, cmd: &Command, piped: bool) -> Result<(), Error> {
+    fn record_secret_call(&mut self, cmd: &Command<'a>, piped: bool) -> Result<(), Error> {
         for (i, arg) in cmd.args.iter().enumerate().skip(1) {
             if let Operand::Ident(name) = &arg.op
                 && is_secret_fn(name)
@@ -634,7 +668,7 @@ impl Parser<'_> {
         let Operand::Ident(name) = &cmd.args[0].op else {
             return Ok(());
         };
-        let kind = match name.as_str() {
+        let kind = match *name {
             "secret" => RefKind::Secret,
             "pkiCert" => RefKind::PkiCert,
             _ => return Ok(()),
@@ -645,30 +679,33 @@ impl Parser<'_> {
                 format!("{name}: the path must be a string literal argument, not piped in, so that plan can list it"),
             ));
         }
-        let mut literals = Vec::new();
         for (i, arg) in cmd.args.iter().enumerate().skip(1) {
-            match &arg.op {
-                Operand::Str(s) => literals.push(s.to_string()),
-                _ => {
-                    let what = if i == 1 { "the path" } else { "each parameter" };
-                    return Err(self.err(
-                        arg.start,
-                        format!("{name}: {what} must be a string literal so that plan can list it"),
-                    ));
-                }
+            if !matches!(arg.op, Operand::Str(_)) {
+                let what = if i == 1 { "the path" } else { "each parameter" };
+                return Err(self.err(
+                    arg.start,
+                    format!("{name}: {what} must be a string literal so that plan can list it"),
+                ));
             }
         }
-        let Some((reference, params)) = literals.split_first() else {
+        // All arguments are string literals now.
+        let literal = |arg: &'_ Arg<'a>| match &arg.op {
+            Operand::Str(s) => Rc::clone(s),
+            _ => unreachable!("checked above"),
+        };
+        let Some((reference, params)) = cmd.args[1..].split_first() else {
             return Err(self.err(cmd.pos, format!("{name}: missing path")));
         };
+        let reference = literal(reference);
+        let params: Vec<Rc<str>> = params.iter().map(literal).collect();
         if reference.trim().is_empty() {
             return Err(self.err(cmd.pos, format!("{name}: empty path")));
         }
         let parameters =
-            split_parameters(params).map_err(|m| self.err(cmd.pos, format!("{name}: {m}")))?;
+            split_parameters(&params).map_err(|m| self.err(cmd.pos, format!("{name}: {m}")))?;
         let call = SecretCall {
             kind,
-            reference: reference.clone(),
+            reference,
             parameters,
         };
         self.calls.push(call);
@@ -677,7 +714,7 @@ impl Parser<'_> {
 
     /// A command: operands separated by spaces, up to `|` or the end of
     /// the pipeline. Returns whether it ended with `|`.
-    fn command(&mut self) -> Result<(Command, bool), Error> {
+    fn command(&mut self) -> Result<(Command<'a>, bool), Error> {
         let pos = self.peek_non_space().pos;
         let mut args = Vec::new();
         let mut piped = false;
@@ -701,30 +738,26 @@ impl Parser<'_> {
         Ok((Command { pos, args }, piped))
     }
 
-    fn operand(&mut self) -> Result<Option<Arg>, Error> {
+    fn operand(&mut self) -> Result<Option<Arg<'a>>, Error> {
+        self.skip_spaces();
         let start = self.peek().pos;
         let Some(op) = self.term()? else {
             return Ok(None);
         };
         let inner_end = self.last_end();
-        let mut chain = Vec::new();
-        while let Tok::Field(name) = &self.peek().tok {
-            chain.push(name.clone());
+        while let Tok::Field(_) = self.peek().tok {
             self.next();
         }
         let end = self.last_end();
-        if chain.is_empty() {
+        if end == inner_end {
             return Ok(Some(Arg { start, end, op }));
         }
+        // The fields after the term, without the first dot.
+        let chain = FieldChain(&self.src[inner_end + 1..end]);
         let op = match op {
-            Operand::Field(mut first) => {
-                first.extend(chain);
-                Operand::Field(first)
-            }
-            Operand::Variable(name, mut first) => {
-                first.extend(chain);
-                Operand::Variable(name, first)
-            }
+            // `.a` then `.b.c`: the whole `.a.b.c` is one chain.
+            Operand::Field(_) => Operand::Field(FieldChain(&self.src[start + 1..end])),
+            Operand::Variable(name, _) => Operand::Variable(name, chain),
             Operand::Ident(ref name) if is_secret_fn(name) => {
                 return Err(self.err(
                     start,
@@ -746,11 +779,11 @@ impl Parser<'_> {
         Ok(Some(Arg { start, end, op }))
     }
 
-    fn term(&mut self) -> Result<Option<Operand>, Error> {
+    fn term(&mut self) -> Result<Option<Operand<'a>>, Error> {
         let t = self.next_non_space();
         let op = match t.tok {
             Tok::Identifier(name) => {
-                if !funcs::exists(&name) {
+                if !funcs::exists(name) {
                     return Err(self.err(t.pos, format!("function {name:?} not defined")));
                 }
                 Operand::Ident(name)
@@ -758,22 +791,22 @@ impl Parser<'_> {
             Tok::Dot => Operand::Dot,
             Tok::Nil => Operand::Nil,
             Tok::Variable(name) => {
-                if !self.var_defined(&name) {
+                if !self.var_defined(name) {
                     return Err(self.err(t.pos, format!("undefined variable {name:?}")));
                 }
-                Operand::Variable(name, Vec::new())
+                Operand::Variable(name, FieldChain::default())
             }
-            Tok::Field(name) => Operand::Field(vec![name]),
+            Tok::Field(name) => Operand::Field(FieldChain(name)),
             Tok::Bool(b) => Operand::Bool(b),
             Tok::Char(c) => Operand::Number(Value::Int(c)),
             Tok::Number(text) => Operand::Number(
-                parse_number(&text)
+                parse_number(text)
                     .ok_or_else(|| self.err(t.pos, format!("bad number syntax: {text:?}")))?,
             ),
             Tok::LeftParen => Operand::Pipe(Box::new(
                 self.pipeline("parenthesized pipeline", &Tok::RightParen)?,
             )),
-            Tok::Str(s) => Operand::Str(Rc::from(s)),
+            Tok::Str(s) => Operand::Str(Rc::from(s.as_ref())),
             _ => {
                 self.backup();
                 return Ok(None);
@@ -789,9 +822,12 @@ fn is_secret_fn(name: &str) -> bool {
 
 /// Splits `k=v` parameters at the first `=`, trimming both sides and
 /// skipping empty strings, as consul-template does.
-pub(crate) fn split_parameters(params: &[String]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn split_parameters<S: AsRef<str>>(
+    params: &[S],
+) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for p in params {
+        let p = p.as_ref();
         if p.is_empty() {
             continue;
         }
@@ -893,7 +929,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.calls.len(), 2);
-        assert_eq!(t.calls[0].reference, "a/b");
+        assert_eq!(&*t.calls[0].reference, "a/b");
         assert_eq!(t.calls[1].kind, RefKind::PkiCert);
         assert_eq!(
             t.calls[1].parameters,

@@ -117,6 +117,14 @@ impl Value {
         }
     }
 
+    /// Parses a JSON document straight into a value, with the same result
+    /// as [`Value::from_json`] on `serde_json::from_str`'s tree (a later
+    /// duplicate key wins, numbers convert alike) but without building that
+    /// tree: no `serde_json::Map`, no key hashing, one copy of each string.
+    pub(crate) fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
+        serde_json::from_str::<JsonValue>(text).map(|v| v.0)
+    }
+
     /// Converts parsed YAML into a value (for `parseYAML`). Non-string map
     /// keys are stringified, as they would print in Go.
     pub(crate) fn from_yaml(yaml: &serde_yaml::Value) -> Value {
@@ -148,6 +156,66 @@ impl Value {
             ),
             serde_yaml::Value::Tagged(tagged) => Value::from_yaml(&tagged.value),
         }
+    }
+}
+
+/// A [`Value`] deserialised from JSON (see [`Value::parse_json`]).
+struct JsonValue(Value);
+
+impl<'de> serde::Deserialize<'de> for JsonValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonValue, D::Error> {
+        d.deserialize_any(JsonVisitor).map(JsonValue)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    /// Integers beyond `i64` become floats, as in [`Value::from_json`].
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::str(s))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(JsonValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::list(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some((k, JsonValue(v))) = map.next_entry::<String, JsonValue>()? {
+            entries.insert(k, v);
+        }
+        Ok(Value::map(entries))
     }
 }
 
@@ -183,5 +251,25 @@ mod tests {
         assert_eq!(m["a"], Value::Int(5432));
         assert_eq!(m["b"], Value::Float(1.5));
         assert_eq!(m["c"], Value::Nil);
+    }
+
+    #[test]
+    fn parse_json_matches_from_json() {
+        for text in [
+            r#"{"a":5432,"b":1.5,"c":null,"d":[true,false,"x",{"e":[]}],"a":-7}"#,
+            r#"[18446744073709551615, 9223372036854775807, -9223372036854775808, 1e300, 0.0]"#,
+            r#""\u00e9\n""#,
+            "  {}  ",
+        ] {
+            let tree: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                Value::parse_json(text).unwrap(),
+                Value::from_json(&tree),
+                "{text}"
+            );
+        }
+        for bad in ["", "{", "[1,]", "{} x", "nul"] {
+            assert!(Value::parse_json(bad).is_err(), "{bad}");
+        }
     }
 }
