@@ -32,6 +32,7 @@ fn steps(totals: &mut Totals) -> Result<()> {
     header(1, STEPS, "install test tools");
     tools::ensure_wasm_target()?;
     tools::ensure_wasm_tools()?;
+    keyward_testkit::ensure_kube_apiserver()?;
 
     header(2, STEPS, "cargo fmt --all --check");
     exec(cargo().args(["fmt", "--all", "--check"]))?;

@@ -533,9 +533,23 @@ log_level    = "info"
             "kv-v1" | "kv" => json!({"type": "kv", "options": {"version": "1"}}),
             other => json!({ "type": other }),
         };
-        self.write(&format!("sys/mounts/{}", path.trim_matches('/')), body)
-            .await
-            .map(|_| ())
+        let path = path.trim_matches('/');
+        self.write(&format!("sys/mounts/{path}"), body).await?;
+        if engine == "kv-v2" {
+            // A new KV v2 mount upgrades its storage in the background and
+            // refuses requests until done (seen under load on a raft
+            // server): wait until its config reads.
+            let ready = poll(READY_TIMEOUT, || async {
+                self.read(&format!("{path}/config")).await.ok().map(|_| ())
+            })
+            .await;
+            if ready.is_none() {
+                return Err(self.start_error(format!(
+                    "the KV v2 mount {path} did not become usable within {READY_TIMEOUT:?}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Mount PKI at `mount` with a root CA named `ca_name` (one year) and a

@@ -1,8 +1,11 @@
-//! The harnesses themselves: ports, restarts, persistence, PostgreSQL.
+//! The harnesses themselves: ports, restarts, persistence, PostgreSQL,
+//! kube-apiserver.
 
 use std::process::Command;
 
-use keyward_testkit::{OpenBao, Postgres, ensure_postgres, unique_mount};
+use keyward_testkit::{
+    KubeApiServer, OpenBao, Postgres, ensure_kube_apiserver, ensure_postgres, unique_mount,
+};
 use serde_json::json;
 
 #[test]
@@ -71,4 +74,98 @@ async fn postgres_accepts_the_superuser_over_tcp() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[tokio::test]
+async fn kube_apiserver_issues_and_reviews_service_account_tokens() {
+    let kube = KubeApiServer::start().await.unwrap();
+    eprintln!("kube-apiserver ready after {:?}", kube.ready_after());
+    assert!(kube.url().starts_with("https://127.0.0.1:"));
+    assert!(kube.ca_pem().contains("BEGIN CERTIFICATE"));
+    let kubeconfig = std::fs::read_to_string(kube.kubeconfig_path()).unwrap();
+    assert!(kubeconfig.contains(&kube.url()), "{kubeconfig}");
+    assert!(!format!("{kube:?}").contains(kube.admin_token()));
+    let version = kube.api("GET", "/version", None).await.unwrap();
+    assert_eq!(version["gitVersion"], "v1.20.2", "{version}");
+
+    let ns = unique_mount("ns");
+    kube.create_namespace(&ns).await.unwrap();
+    kube.create_service_account(&ns, "app").await.unwrap();
+    // Creating it twice is a conflict, reported as an API error.
+    let again = kube.create_service_account(&ns, "app").await.unwrap_err();
+    assert!(again.to_string().contains("409"), "{again}");
+    let token = kube
+        .service_account_token(&ns, "app", &["keyward-test"])
+        .await
+        .unwrap();
+    let reviewer = kube.token_reviewer_token(&ns).await.unwrap();
+
+    // The reviewer (system:auth-delegator) may review tokens; the
+    // application's token is valid for its audience only.
+    let http = reqwest_with_ca(&kube.ca_file());
+    let review = |audience: &'static str| {
+        let (http, url, reviewer, token) = (&http, kube.url(), &reviewer, &token);
+        async move {
+            let r = http
+                .post(format!("{url}/apis/authentication.k8s.io/v1/tokenreviews"))
+                .bearer_auth(reviewer)
+                .json(&json!({
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "kind": "TokenReview",
+                    "spec": {"token": token, "audiences": [audience]},
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let ok = review("keyward-test").await;
+    assert_eq!(ok["status"]["authenticated"], true, "{ok}");
+    assert_eq!(
+        ok["status"]["user"]["username"],
+        format!("system:serviceaccount:{ns}:app")
+    );
+    let wrong = review("someone-else").await;
+    assert_ne!(wrong["status"]["authenticated"], true, "{wrong}");
+}
+
+#[test]
+fn kube_apiserver_build_is_reused() {
+    let first = ensure_kube_apiserver().unwrap();
+    let started = std::time::Instant::now();
+    let again = ensure_kube_apiserver().unwrap();
+    let took = started.elapsed();
+    eprintln!("a warm ensure_kube_apiserver took {took:?}");
+    assert_eq!(first, again);
+    assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+    let out = Command::new(&again.kube_apiserver)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Kubernetes v1.20.2"
+    );
+}
+
+fn reqwest_with_ca(ca: &std::path::Path) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
 }

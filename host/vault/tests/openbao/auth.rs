@@ -1,10 +1,11 @@
 //! Auth methods, token lifecycle and TLS.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
 use keyward_core::Engine;
-use keyward_testkit::{OpenBao, unique_mount};
+use keyward_testkit::{KubeApiServer, OpenBao, unique_mount};
 use keyward_vault::{
     AuthConfig, CancellationToken, Error, LeaseConfig, LeaseEvent, Leases, TlsConfig, Vault,
     VaultConfig, VaultSource,
@@ -343,6 +344,160 @@ async fn jwt_login_with_locally_signed_tokens() {
         );
     }
     assert_clean("client Debug", &format!("{vault:?}"), &[&jwt, &secret]);
+}
+
+/// A `kubernetes` auth config logging in as `role` at `mount` with the
+/// token in `jwt_file`.
+fn kubernetes_config(bao: &OpenBao, role: &str, mount: &str, jwt_file: PathBuf) -> VaultConfig {
+    VaultConfig::new(
+        bao.addr(),
+        AuthConfig::Kubernetes {
+            role: role.into(),
+            jwt_file,
+            mount: mount.into(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn kubernetes_login_through_a_real_token_review() {
+    let started = std::time::Instant::now();
+    let (bao, kube) = tokio::join!(OpenBao::start_dev(), KubeApiServer::start());
+    let (bao, kube) = (bao.unwrap(), kube.unwrap());
+    eprintln!(
+        "openbao + kube-apiserver ready after {:?} (kube-apiserver alone: {:?})",
+        started.elapsed(),
+        kube.ready_after()
+    );
+    let secret = canary();
+    let kv = seed_kv(&bao, &secret).await;
+
+    // The workload's namespace and service account, a second account the
+    // role does not name, and a token reviewer for OpenBao.
+    let ns = unique_mount("app");
+    kube.create_namespace(&ns).await.unwrap();
+    for sa in ["app", "intruder"] {
+        kube.create_service_account(&ns, sa).await.unwrap();
+    }
+    // A token whose claims match the role, but whose account is deleted
+    // and re-created (new UID) right away: only the API server's
+    // TokenReview can tell. Done first, so that its service-account cache
+    // has caught up when the token is tried (a successful review would be
+    // cached for 10 s).
+    let stale = kube
+        .service_account_token(&ns, "app", &["keyward-test"])
+        .await
+        .unwrap();
+    let sa_path = format!("/api/v1/namespaces/{ns}/serviceaccounts/app");
+    kube.api("DELETE", &sa_path, None).await.unwrap();
+    kube.create_service_account(&ns, "app").await.unwrap();
+    let reviewer = kube.token_reviewer_token(&ns).await.unwrap();
+
+    let mount = unique_mount("kubernetes");
+    bao.enable_auth("kubernetes", &mount).await.unwrap();
+    bao.write(
+        &format!("auth/{mount}/config"),
+        json!({
+            "kubernetes_host": kube.url(),
+            "kubernetes_ca_cert": kube.ca_pem(),
+            "token_reviewer_jwt": reviewer,
+            "disable_local_ca_jwt": true,
+        }),
+    )
+    .await
+    .unwrap();
+    bao.write(
+        &format!("auth/{mount}/role/app"),
+        json!({
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": [ns],
+            "audience": "keyward-test",
+            "token_policies": ["reader"],
+            "token_ttl": "10m",
+        }),
+    )
+    .await
+    .unwrap();
+
+    let jwt = kube
+        .service_account_token(&ns, "app", &["keyward-test"])
+        .await
+        .unwrap();
+    let jwt_file = write_file(bao.dir(), "sa-token", &jwt);
+    let vault = client(kubernetes_config(&bao, "app", &mount, jwt_file), None).await;
+    let info = vault.token_info().unwrap();
+    assert_eq!(info.method, "kubernetes");
+    assert!(info.policies.contains(&"reader".to_string()), "{info:?}");
+    assert!(info.ttl.unwrap() <= Duration::from_secs(600), "{info:?}");
+    assert_eq!(read_app(&vault, &kv).await.unwrap(), secret);
+
+    // Another service account of the same namespace, and the right one
+    // with a token for another audience: both refused at login, as
+    // kubernetes login errors that show neither token nor secret.
+    let intruder = kube
+        .service_account_token(&ns, "intruder", &["keyward-test"])
+        .await
+        .unwrap();
+    let elsewhere = kube
+        .service_account_token(&ns, "app", &["someone-else"])
+        .await
+        .unwrap();
+    let bad_login = |bad_jwt: &str| {
+        let f = write_file(bao.dir(), &unique_mount("bad-sa-token"), bad_jwt);
+        let bad = Vault::new(
+            kubernetes_config(&bao, "app", &mount, f),
+            keyward_core::Auditor::null(),
+        )
+        .unwrap();
+        async move { bad.login().await }
+    };
+    let check = |name: &str, err: &Error, bad_jwt: &str, why: &str| {
+        eprintln!("{name}: {err}");
+        match err {
+            Error::Login {
+                method: "kubernetes",
+                mount: m,
+                detail,
+            } => {
+                assert_eq!(m, &mount, "{name}");
+                assert!(detail.contains(why), "{name}: {detail}");
+            }
+            other => panic!("{name}: expected a kubernetes login error, got {other:?}"),
+        }
+        assert_clean(
+            "login error",
+            &format!("{err} {err:?}"),
+            &[bad_jwt, &jwt, &reviewer, &secret, &stale],
+        );
+    };
+    for (name, bad_jwt, why) in [
+        ("other service account", &intruder, "not authorized"),
+        ("wrong audience", &elsewhere, "audience"),
+    ] {
+        let err = bad_login(bad_jwt).await.unwrap_err();
+        check(name, &err, bad_jwt, why);
+    }
+
+    // The stale token (see above): refused once the API server's
+    // service-account cache has seen the re-creation, which it normally
+    // has by now; poll in case it has not.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let err = loop {
+        match bad_login(&stale).await {
+            Err(e) => break e,
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(info) => panic!("a re-created account's old token still logs in: {info:?}"),
+        }
+    };
+    check("re-created service account", &err, &stale, "");
+    assert_clean(
+        "client Debug",
+        &format!("{vault:?}"),
+        &[&jwt, &reviewer, &secret],
+    );
+    eprintln!("kubernetes auth test took {:?}", started.elapsed());
 }
 
 /// An approle whose tokens live `ttl` and at most `max_ttl`.
