@@ -427,12 +427,23 @@ fn classify(
 type CallFn<R> =
     Box<dyn FnOnce(&mut Store<HostState>, &Instance, &GuestIndices) -> GuestResult<R> + Send>;
 
+fn policy_indices(guest: &GuestIndices) -> wasmtime::Result<&decider::GuestIndices> {
+    match guest {
+        GuestIndices::Policy(indices) => Ok(indices),
+        GuestIndices::Renderer(_) => Err(wasmtime::format_err!("not a policy component")),
+    }
+}
+
+fn renderer_indices(guest: &GuestIndices) -> wasmtime::Result<&render::GuestIndices> {
+    match guest {
+        GuestIndices::Renderer(indices) => Ok(indices),
+        GuestIndices::Policy(_) => Err(wasmtime::format_err!("not a renderer component")),
+    }
+}
+
 fn policy_validate(settings: String) -> CallFn<()> {
     Box::new(move |store, instance, guest| {
-        let GuestIndices::Policy(indices) = guest else {
-            return Err(wasmtime::format_err!("not a policy component"));
-        };
-        indices
+        policy_indices(guest)?
             .load(&mut *store, instance)?
             .call_validate_settings(store, &settings)
     })
@@ -440,10 +451,7 @@ fn policy_validate(settings: String) -> CallFn<()> {
 
 fn decide_fn(request: decider::DecideRequest) -> CallFn<Vec<types::SecretDecision>> {
     Box::new(move |store, instance, guest| {
-        let GuestIndices::Policy(indices) = guest else {
-            return Err(wasmtime::format_err!("not a policy component"));
-        };
-        indices
+        policy_indices(guest)?
             .load(&mut *store, instance)?
             .call_decide(store, &request)
     })
@@ -451,10 +459,7 @@ fn decide_fn(request: decider::DecideRequest) -> CallFn<Vec<types::SecretDecisio
 
 fn renderer_validate(settings: String) -> CallFn<()> {
     Box::new(move |store, instance, guest| {
-        let GuestIndices::Renderer(indices) = guest else {
-            return Err(wasmtime::format_err!("not a renderer component"));
-        };
-        indices
+        renderer_indices(guest)?
             .load(&mut *store, instance)?
             .call_validate_settings(store, &settings)
     })
@@ -462,10 +467,7 @@ fn renderer_validate(settings: String) -> CallFn<()> {
 
 fn plan_fn(template: Option<String>, settings: String) -> CallFn<Vec<render::SecretRef>> {
     Box::new(move |store, instance, guest| {
-        let GuestIndices::Renderer(indices) = guest else {
-            return Err(wasmtime::format_err!("not a renderer component"));
-        };
-        indices
+        renderer_indices(guest)?
             .load(&mut *store, instance)?
             .call_plan(store, template.as_deref(), &settings)
     })
@@ -473,10 +475,7 @@ fn plan_fn(template: Option<String>, settings: String) -> CallFn<Vec<render::Sec
 
 fn render_fn(request: render::RenderRequest) -> CallFn<Vec<render::Artifact>> {
     Box::new(move |store, instance, guest| {
-        let GuestIndices::Renderer(indices) = guest else {
-            return Err(wasmtime::format_err!("not a renderer component"));
-        };
-        indices
+        renderer_indices(guest)?
             .load(&mut *store, instance)?
             .call_render(store, &request)
     })

