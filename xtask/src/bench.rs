@@ -29,6 +29,13 @@ const FIGURES: &[Figure] = &[
         target: Some(20.0),
     },
     Figure {
+        key: "decide_empty_p50_us",
+        bench: "decide_empty",
+        unit_ns: 1e3,
+        unit: "µs",
+        target: None,
+    },
+    Figure {
         key: "decide_async_p50_us",
         bench: "decide_policy_rules_async",
         unit_ns: 1e3,

@@ -5,6 +5,8 @@
 //!   (`Plugin::decide_blocking`; target: <= 20 µs p50);
 //! * `decide_policy_rules_async`: the same through the async `Policy` API,
 //!   which adds the hand-off to tokio's blocking pool and back (reported);
+//! * `decide_empty`: the same plugin with no rules and no secrets: the
+//!   fixed cost of a sandboxed call (reported);
 //! * `render_1k_template` / `render_1k_template_async`: a ~1 KiB template
 //!   rendered by render-template (target: <= 50 µs, on the calling
 //!   thread);
@@ -131,6 +133,16 @@ fn decide(c: &mut Criterion) {
     );
     c.bench_function("decide_policy_rules", |b| {
         b.iter(|| plugin.decide_blocking(&request).expect("decide"))
+    });
+    // The floor: the same plugin with no rules and no secrets, so that
+    // almost all that remains is the sandbox (Store, instantiate, lowering
+    // the workload, memory reset).
+    let mut empty = request.clone();
+    empty.settings = r#"{"rules": []}"#.into();
+    empty.secrets.clear();
+    assert_eq!(plugin.decide_blocking(&empty).expect("decide"), Vec::new());
+    c.bench_function("decide_empty", |b| {
+        b.iter(|| plugin.decide_blocking(&empty).expect("decide"))
     });
     c.bench_function("decide_policy_rules_async", |b| {
         b.iter(|| {
