@@ -8,6 +8,12 @@
 //! (corrupted, truncated, written by someone else) is deleted and the
 //! component recompiled. Only bytes this code wrote under that key are ever
 //! deserialized.
+//!
+//! The cache does not grow without bound across upgrades: opening it removes
+//! entries compiled for another engine (another Keyward or wasmtime
+//! version, other CPU features) once they are a week old — a rolling
+//! upgrade where two versions share the directory keeps both — and temporary
+//! files left by an interrupted write once they are an hour old.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -23,6 +29,10 @@ const KEY_LEN: usize = 32;
 const MAGIC: &[u8; 8] = b"KWCWASM1";
 const TAG_LEN: usize = 32;
 const EXTENSION: &str = "cwasm";
+/// Entries for another engine are removed once this old.
+const OTHER_ENGINE_STALE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Temporary files of interrupted writes are removed once this old.
+const TEMP_STALE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// An opened cache directory.
 pub(crate) struct DiskCache {
@@ -59,11 +69,42 @@ impl DiskCache {
             .mode(0o700)
             .create(dir)?;
         let key = load_or_create_key(dir)?;
-        Ok(DiskCache {
+        let cache = DiskCache {
             dir: dir.to_path_buf(),
             key,
             compat: compat_hash(engine),
-        })
+        };
+        cache.prune();
+        Ok(cache)
+    }
+
+    /// Remove what can no longer be used (see the module documentation).
+    /// Best effort: a file that cannot be read or removed is left alone.
+    fn prune(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let limit = match classify(name, &self.compat[..32]) {
+                Some(Stale::OtherEngine) => OTHER_ENGINE_STALE,
+                Some(Stale::Temp) => TEMP_STALE,
+                None => continue,
+            };
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > limit);
+            if old && fs::remove_file(entry.path()).is_ok() {
+                tracing::debug!(file = name, "removed a stale component cache file");
+            }
+        }
     }
 
     /// Path of the entry for a component digest (hex, without `sha256:`).
@@ -120,6 +161,28 @@ impl DiskCache {
         let path = self.entry_path(digest_hex);
         write_atomic(&self.dir, &path, &[MAGIC, &tag, payload])
     }
+}
+
+/// A cache file that may be removed once old enough.
+#[derive(Debug, PartialEq, Eq)]
+enum Stale {
+    /// `<digest>-<engine>.cwasm` for an engine other than ours.
+    OtherEngine,
+    /// `.<entry>.<random>.tmp`, left by an interrupted write.
+    Temp,
+}
+
+/// Which kind of removable file `name` is, given our engine tag; `None` for
+/// our own entries and for anything the cache did not write.
+fn classify(name: &str, engine_tag: &str) -> Option<Stale> {
+    if let Some(rest) = name.strip_prefix('.') {
+        return (rest.ends_with(".tmp") && rest.contains(&format!(".{EXTENSION}.")))
+            .then_some(Stale::Temp);
+    }
+    let stem = name.strip_suffix(&format!(".{EXTENSION}"))?;
+    let (digest, engine) = stem.split_once('-')?;
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(digest, 64) && hex(engine, 32) && engine != engine_tag).then_some(Stale::OtherEngine)
 }
 
 /// Hex sha256 of the engine's `precompile_compatibility_hash`.
@@ -282,6 +345,71 @@ mod tests {
         cache.put(&digest, b"payload").unwrap();
         let again = DiskCache::open(dir.path(), &engine()).unwrap();
         assert_eq!(again.get(&digest).unwrap(), b"payload");
+    }
+
+    #[test]
+    fn stale_files_are_recognised() {
+        let ours = "0".repeat(32);
+        let other = "f".repeat(32);
+        let digest = "ab".repeat(32);
+        let entry = |engine: &str| format!("{digest}-{engine}.{EXTENSION}");
+        assert_eq!(classify(&entry(&ours), &ours), None);
+        assert_eq!(classify(&entry(&other), &ours), Some(Stale::OtherEngine));
+        assert_eq!(
+            classify(&format!(".{}.1a2b.tmp", entry(&ours)), &ours),
+            Some(Stale::Temp)
+        );
+        for foreign in [KEY_FILE, "notes.txt", "ab-cd.cwasm", ".hidden", "x.cwasm"] {
+            assert_eq!(classify(foreign, &ours), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn opening_prunes_old_entries_of_other_engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), &engine()).unwrap();
+        let digest = "ab".repeat(32);
+        cache.put(&digest, b"payload").unwrap();
+        let other_engine = if cache.compat.starts_with('f') {
+            "e"
+        } else {
+            "f"
+        }
+        .repeat(32);
+        let write_aged = |name: &str, age: std::time::Duration| {
+            let path = dir.path().join(name);
+            fs::write(&path, b"x").unwrap();
+            let file = OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_modified(std::time::SystemTime::now() - age)
+                .unwrap();
+            path
+        };
+        let week = OTHER_ENGINE_STALE + std::time::Duration::from_secs(60);
+        let old_other = write_aged(&format!("{digest}-{other_engine}.{EXTENSION}"), week);
+        let new_other = write_aged(
+            &format!("{}-{other_engine}.{EXTENSION}", "cd".repeat(32)),
+            std::time::Duration::from_secs(60),
+        );
+        let old_temp = write_aged(
+            &format!(".{digest}-x.{EXTENSION}.00ff.tmp"),
+            TEMP_STALE + std::time::Duration::from_secs(60),
+        );
+        let foreign = write_aged("README", week);
+        // Our own entry, however old, stays.
+        let own = cache.entry_path(&digest);
+        OpenOptions::new()
+            .write(true)
+            .open(&own)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - week)
+            .unwrap();
+
+        let reopened = DiskCache::open(dir.path(), &engine()).unwrap();
+        assert!(!old_other.exists());
+        assert!(!old_temp.exists());
+        assert!(new_other.exists(), "a recent entry of another engine stays");
+        assert!(foreign.exists(), "files the cache did not write stay");
+        assert_eq!(reopened.get(&digest).unwrap(), b"payload");
     }
 
     #[test]
