@@ -580,9 +580,16 @@ async fn canary_values_never_reach_errors_debug_logs_or_audit() {
         source.staleness(),
         source.last_good(&format!("{kv}/data/app"))
     ));
+    // The background refresh of the static secret fails (and logs it) on
+    // its own schedule: give it time to, rather than racing it.
+    let captured = || String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !captured().contains("fetching a secret failed") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     outputs.push(serde_json::to_string(&audit.events()).unwrap());
     leases.shutdown().await;
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = captured();
     assert!(
         logs.contains("fetching a secret failed"),
         "logs were not captured:\n{logs}"
