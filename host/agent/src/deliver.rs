@@ -127,24 +127,25 @@ impl OutputDir {
                 .map_err(io)?;
                 file.write_all(f.contents).map_err(io)?;
             }
-            // One flush for all: the fsyncs run side by side, and the file
-            // system can commit them together.
-            let flushed: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = pending
-                    .iter()
-                    .map(|p| {
-                        let file = p.file.as_ref().expect("open until renamed");
-                        scope.spawn(move || file.sync_all())
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
+            // One flush for all: the fsyncs run side by side (at most
+            // `MAX_PARALLEL_FSYNCS` threads at a time), and the file system
+            // can commit them together.
+            let mut flushed: Vec<std::io::Result<()>> = Vec::with_capacity(pending.len());
+            for group in pending.chunks(MAX_PARALLEL_FSYNCS) {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = group
+                        .iter()
+                        .map(|p| {
+                            let file = p.file.as_ref().expect("open until renamed");
+                            scope.spawn(move || file.sync_all())
+                        })
+                        .collect();
+                    flushed.extend(handles.into_iter().map(|h| {
                         h.join()
                             .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))
-                    })
-                    .collect()
-            });
+                    }));
+                });
+            }
             for (p, result) in pending.iter().zip(flushed) {
                 result.map_err(|source| Error::Delivery {
                     target: files[p.index].rel.to_string(),
@@ -214,6 +215,9 @@ impl OutputDir {
         }
     }
 }
+
+/// Files [`OutputDir::write_all_atomic`] flushes at once.
+const MAX_PARALLEL_FSYNCS: usize = 16;
 
 /// One file for [`OutputDir::write_all_atomic`].
 #[derive(Debug, Clone, Copy)]
@@ -392,6 +396,28 @@ mod tests {
         assert_eq!(mode("tls/web.crt"), 0o644);
         assert_eq!(mode("app.env"), 0o640);
         assert_eq!(out.write_all_atomic(&files).unwrap(), [false; 4]);
+    }
+
+    #[test]
+    fn a_batch_larger_than_one_flush_group() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(tmp.path()).unwrap();
+        let names: Vec<String> = (0..MAX_PARALLEL_FSYNCS * 2 + 3)
+            .map(|i| format!("many/f{i:02}"))
+            .collect();
+        let files: Vec<FileWrite<'_>> = names
+            .iter()
+            .map(|n| FileWrite {
+                rel: n,
+                mode: 0o600,
+                contents: n.as_bytes(),
+            })
+            .collect();
+        assert!(out.write_all_atomic(&files).unwrap().iter().all(|w| *w));
+        assert_eq!(listing(tmp.path()).len(), names.len());
+        for n in &names {
+            assert_eq!(std::fs::read(tmp.path().join(n)).unwrap(), n.as_bytes());
+        }
     }
 
     #[test]
