@@ -55,19 +55,18 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     let cached_hit = loaded.plugin.load_stats().cache_hit;
     check_worlds(&cases, &loaded.api, &args.component)?;
 
-    let rt = crate::tokio()?;
     let mut results = Vec::with_capacity(cases.len());
     for case in &cases {
         // The first call also checks the case, so a benchmark never measures
         // a broken call by accident.
-        let first = rt.block_on(call(&loaded.api, case));
+        let first = call(&loaded.plugin, case);
         let failure = case.check(&first).err().map(|m| m.summary);
         let rss_before = memory::current_rss();
         memory::reset_peak();
         let mut times = Vec::with_capacity(args.iterations as usize);
         for _ in 0..args.iterations {
             let t = Instant::now();
-            let outcome = rt.block_on(call(&loaded.api, case));
+            let outcome = call(&loaded.plugin, case);
             times.push(t.elapsed());
             drop(outcome);
         }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use keyward_core::{DecideRequest, Grant, Limits, RenderRequest, check_artifacts};
+use keyward_runtime::{Plugin, World};
 use serde::Serialize;
 
 use crate::TestArgs;
@@ -67,38 +68,33 @@ pub(crate) fn check_worlds(cases: &[Case], api: &Api, component: &std::path::Pat
     Ok(())
 }
 
-/// Make the call a case describes and capture what came back.
-pub(crate) async fn call(api: &Api, case: &Case) -> Outcome {
+/// Make the call a case describes and capture what came back. The call
+/// runs on this thread (`Plugin::*_blocking`): the production sandbox and
+/// limits, without the async hand-off, so that `plugin bench` times the
+/// sandboxed call itself.
+pub(crate) fn call(plugin: &Plugin, case: &Case) -> Outcome {
     let failed = |f: keyward_core::PluginFailure| Outcome::Failed {
         kind: f.kind_label().to_string(),
         message: f.to_string(),
     };
-    match (&case.input, api) {
-        (Input::ValidateSettings, Api::Policy(p)) => {
-            match p.validate_settings(&case.settings).await {
-                Ok(()) => Outcome::Valid,
-                Err(f) => failed(f),
-            }
-        }
-        (Input::ValidateSettings, Api::Renderer(r)) => {
-            match r.validate_settings(&case.settings).await {
-                Ok(()) => Outcome::Valid,
-                Err(f) => failed(f),
-            }
-        }
-        (Input::Decide { workload, secrets }, Api::Policy(p)) => {
+    match (&case.input, plugin.world()) {
+        (Input::ValidateSettings, _) => match plugin.validate_settings_blocking(&case.settings) {
+            Ok(()) => Outcome::Valid,
+            Err(f) => failed(f),
+        },
+        (Input::Decide { workload, secrets }, World::Policy) => {
             let request = DecideRequest {
                 workload: workload.clone(),
                 secrets: secrets.clone(),
                 settings: case.settings.clone(),
             };
-            match p.decide(request).await {
+            match plugin.decide_blocking(&request) {
                 Ok(d) => Outcome::Decisions(d),
                 Err(f) => failed(f),
             }
         }
-        (Input::Plan { template }, Api::Renderer(r)) => {
-            match r.plan(template.as_deref(), &case.settings).await {
+        (Input::Plan { template }, World::Renderer) => {
+            match plugin.plan_blocking(template.as_deref(), &case.settings) {
                 Ok(refs) => Outcome::Refs(refs),
                 Err(f) => failed(f),
             }
@@ -110,7 +106,7 @@ pub(crate) async fn call(api: &Api, case: &Case) -> Outcome {
                 target,
                 values,
             },
-            Api::Renderer(r),
+            World::Renderer,
         ) => {
             let request = RenderRequest {
                 workload: workload.clone(),
@@ -119,7 +115,7 @@ pub(crate) async fn call(api: &Api, case: &Case) -> Outcome {
                 target: target.clone(),
                 secrets: values.clone(),
             };
-            match r.render(request).await {
+            match plugin.render_blocking(&request) {
                 Ok(artifacts) => {
                     // Grants that allow everything: only the target and the
                     // artifact rules (paths, names, sizes) apply.
@@ -144,12 +140,11 @@ pub(crate) async fn call(api: &Api, case: &Case) -> Outcome {
                 Err(f) => failed(f),
             }
         }
-        (_, api) => Outcome::Failed {
+        (_, world) => Outcome::Failed {
             kind: "contract".into(),
             message: format!(
-                "`call: {}` does not exist in the {} world",
+                "`call: {}` does not exist in the {world} world",
                 case.call.as_str(),
-                api.world_name()
             ),
         },
     }
@@ -184,12 +179,11 @@ pub(crate) fn run(args: &TestArgs, cache_dir: Option<PathBuf>) -> Result<ExitCod
     let runtime = plugin::runtime(cache_dir)?;
     let loaded = plugin::load(&runtime, &args.component)?;
     check_worlds(&cases, &loaded.api, &args.component)?;
-    let rt = crate::tokio()?;
 
     let mut reports = Vec::with_capacity(cases.len());
     for case in &cases {
         let start = Instant::now();
-        let outcome = rt.block_on(call(&loaded.api, case));
+        let outcome = call(&loaded.plugin, case);
         let elapsed = start.elapsed();
         let result = case.check(&outcome);
         let report = CaseReport {
