@@ -37,6 +37,12 @@ pub struct Inspection {
 
 /// Inspect a component's bytes without compiling it.
 pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
+    inspect_with_digest(bytes, digest(bytes))
+}
+
+/// [`inspect`] for a caller that has already computed the digest of
+/// `bytes` (a load hashes the component once, not twice).
+pub(crate) fn inspect_with_digest(bytes: &[u8], digest: String) -> Result<Inspection> {
     let parsed = parse(bytes).map_err(|detail| Error::NotAComponent {
         name: String::new(),
         detail,
@@ -54,7 +60,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspection> {
         imports: parsed.imports,
         exports: parsed.exports,
         refused_imports,
-        digest: digest(bytes),
+        digest,
         size: bytes.len(),
         language: language(&parsed.producers).map(str::to_string),
         producers: parsed.producers,

@@ -223,13 +223,14 @@ impl Runtime {
     fn compile(&self, name: &str, bytes: &[u8], digest: &str) -> Result<(Loaded, bool, f64)> {
         // Cheap checks on the bytes first, so that a component that would be
         // refused is never compiled.
-        let inspection = inspect::inspect(bytes).map_err(|e| match e {
-            Error::NotAComponent { detail, .. } => Error::NotAComponent {
-                name: name.to_string(),
-                detail,
-            },
-            other => other,
-        })?;
+        let inspection =
+            inspect::inspect_with_digest(bytes, digest.to_string()).map_err(|e| match e {
+                Error::NotAComponent { detail, .. } => Error::NotAComponent {
+                    name: name.to_string(),
+                    detail,
+                },
+                other => other,
+            })?;
         if let Some((import, reason)) = inspection.refused_imports.first() {
             return Err(Error::ForbiddenImport {
                 name: name.to_string(),
