@@ -51,6 +51,7 @@ fn hostile_with(name: &str, limits: PluginLimits) -> Plugin {
                 name: name.into(),
                 digest: None,
                 limits: Some(limits),
+                warmup: None,
             },
         )
         .expect("load hostile guest")
@@ -553,6 +554,7 @@ fn digest_mismatch_is_refused() {
         name: "pinned".into(),
         digest: Some(pinned.clone()),
         limits: None,
+        warmup: None,
     };
     match runtime().load_bytes(&bytes, &spec) {
         Err(e @ Error::DigestMismatch { .. }) => {

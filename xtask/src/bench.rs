@@ -29,6 +29,13 @@ const FIGURES: &[Figure] = &[
         target: Some(20.0),
     },
     Figure {
+        key: "decide_cold_p50_us",
+        bench: "decide_policy_rules_cold",
+        unit_ns: 1e3,
+        unit: "µs",
+        target: None,
+    },
+    Figure {
         key: "decide_empty_p50_us",
         bench: "decide_empty",
         unit_ns: 1e3,
@@ -48,6 +55,13 @@ const FIGURES: &[Figure] = &[
         unit_ns: 1e3,
         unit: "µs",
         target: Some(50.0),
+    },
+    Figure {
+        key: "render_1k_cold_p50_us",
+        bench: "render_1k_template_cold",
+        unit_ns: 1e3,
+        unit: "µs",
+        target: None,
     },
     Figure {
         key: "render_1k_async_p50_us",

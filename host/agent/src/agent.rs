@@ -9,7 +9,7 @@ use std::time::Duration;
 use keyward_core::{
     Artifact, AuditEvent, Auditor, Binding, Decided, Fetched, Pipeline, PolicyStep, Rendered,
 };
-use keyward_runtime::{PluginSpec, Runtime, RuntimeConfig};
+use keyward_runtime::{PluginSpec, Runtime, RuntimeConfig, Warmup};
 use keyward_vault::{CancellationToken, LeaseEvent, Leases, Vault, VaultSource};
 use tracing::{info, warn};
 
@@ -238,7 +238,7 @@ impl Agent {
         }
         // Loaded side by side: deserializing a precompiled component is
         // CPU work of a few milliseconds each.
-        let loaded: Vec<Result<keyward_runtime::Plugin>> = {
+        let loaded: Vec<Result<(keyward_runtime::Plugin, PathBuf)>> = {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = wanted
                     .iter()
@@ -249,10 +249,13 @@ impl Agent {
                                 resolve_component(&p.component, &opts.config_dir, plugin_dir);
                             let mut spec = PluginSpec::named(p.name.clone());
                             spec.digest = p.digest.clone();
-                            runtime.load_file(&path, &spec).map_err(|e| Error::Plugin {
-                                name: p.name.clone(),
-                                source: Box::new(e),
-                            })
+                            runtime
+                                .load_file(&path, &spec)
+                                .map(|plugin| (plugin, path))
+                                .map_err(|e| Error::Plugin {
+                                    name: p.name.clone(),
+                                    source: Box::new(e),
+                                })
                         })
                     })
                     .collect();
@@ -264,19 +267,45 @@ impl Agent {
         };
         let mut loaded = wanted.iter().zip(loaded);
         let mut policies = Vec::new();
+        // Every plugin with its file and warm-up, for pre-initialisation.
+        let mut warmups: Vec<(keyward_runtime::Plugin, PathBuf, Warmup)> = Vec::new();
         for (p, plugin) in loaded.by_ref().take(cfg.plugins.policies.len()) {
+            let (plugin, path) = plugin?;
+            let settings = p.settings.to_string();
+            warmups.push((
+                plugin.clone(),
+                path,
+                Warmup {
+                    settings: vec![settings.clone()],
+                    plans: Vec::new(),
+                },
+            ));
             policies.push(PolicyStep {
                 name: p.name.clone(),
-                policy: plugin?.policy().map_err(|e| Error::Plugin {
+                policy: plugin.policy().map_err(|e| Error::Plugin {
                     name: p.name.clone(),
                     source: Box::new(e),
                 })?,
-                settings: p.settings.to_string(),
+                settings,
             });
         }
         let mut renderers = std::collections::BTreeMap::new();
         for (p, plugin) in loaded {
-            let r = plugin?.renderer().map_err(|e| Error::Plugin {
+            let (plugin, path) = plugin?;
+            // The settings and templates of every binding that uses it,
+            // exactly as the pipeline will pass them.
+            let mut warmup = Warmup::default();
+            for b in cfg.bindings().iter().filter(|b| b.renderer == p.name) {
+                if !warmup.settings.contains(&b.settings) {
+                    warmup.settings.push(b.settings.clone());
+                }
+                let plan = (b.template.clone(), b.settings.clone());
+                if !warmup.plans.contains(&plan) {
+                    warmup.plans.push(plan);
+                }
+            }
+            warmups.push((plugin.clone(), path, warmup));
+            let r = plugin.renderer().map_err(|e| Error::Plugin {
                 name: p.name.clone(),
                 source: Box::new(e),
             })?;
@@ -326,6 +355,9 @@ impl Agent {
                     detail: format!("the login did not complete: {e}"),
                 });
             }
+        }
+        if !opts.once && cfg.plugins.preinitialize {
+            preinitialize_in_background(warmups);
         }
         let (source, leases, events) = if opts.once {
             (VaultSource::new(vault), None, None)
@@ -580,6 +612,45 @@ fn plugin_dir(cfg: &AgentConfig) -> PathBuf {
 
 /// A bare name (`render-template` or `render-template.wasm`) is looked up in
 /// the plugin directory; a path is relative to the configuration file.
+/// Warm every plugin up with its configuration on a thread of its own,
+/// one plugin after the other, so that the first render is not
+/// delayed; each call started afterwards runs from the snapshot. A
+/// failure leaves the plugin as it was, with a warning.
+fn preinitialize_in_background(warmups: Vec<(keyward_runtime::Plugin, PathBuf, Warmup)>) {
+    let spawned = std::thread::Builder::new()
+        .name("keyward-preinit".into())
+        .spawn(move || {
+            for (plugin, path, warmup) in warmups {
+                if warmup.is_empty() {
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let result = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                    .and_then(|bytes| {
+                        plugin
+                            .preinitialize(&bytes, &warmup)
+                            .map_err(|e| e.to_string())
+                    });
+                match result {
+                    Ok(()) => tracing::info!(
+                        plugin = plugin.name(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "plugin pre-initialised with its configuration"
+                    ),
+                    Err(reason) => tracing::warn!(
+                        plugin = plugin.name(),
+                        %reason,
+                        "plugin not pre-initialised; its calls parse their configuration"
+                    ),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the pre-initialisation thread");
+    }
+}
+
 fn resolve_component(component: &Path, config_dir: &Path, plugin_dir: &Path) -> PathBuf {
     if component.is_absolute() {
         return component.to_path_buf();

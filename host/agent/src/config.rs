@@ -52,7 +52,7 @@ fn default_listen() -> Option<SocketAddr> {
 }
 
 /// Plugins, by name.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Plugins {
     /// Directory where components named without a path are found
@@ -66,6 +66,28 @@ pub struct Plugins {
     /// from the plugin directory.
     #[serde(default)]
     pub renderers: Vec<PluginConfig>,
+    /// A long-running agent warms every plugin up with its settings and
+    /// templates in the background, after the first render, and starts
+    /// every later call from a snapshot of that instance (parsed settings
+    /// and templates included). Costs one extra compile per plugin and
+    /// configuration, cached on disk. Default: true.
+    #[serde(default = "default_true")]
+    pub preinitialize: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins {
+            dir: None,
+            policies: Vec::new(),
+            renderers: Vec::new(),
+            preinitialize: true,
+        }
+    }
 }
 
 /// One plugin.

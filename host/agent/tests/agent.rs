@@ -334,3 +334,64 @@ async fn openbao_down_keeps_last_good_files_and_recovers() {
     cancel.cancel();
     task.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A long-running agent pre-initialises its plugins in the background
+/// with exactly the settings the pipeline passes: the hostile guest's
+/// `remembered` mode renders what `validate-settings` left in memory,
+/// which is empty in a plain instance and the binding's settings once
+/// calls start from the snapshot. A policy snapshot keeps deciding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_agent_preinitialises_its_plugins_with_their_configuration() {
+    let bao = OpenBao::start_dev().await.unwrap();
+    let kv = unique_mount("kv");
+    bao.enable_secrets("kv-v2", &kv).await.unwrap();
+    let write = |n: u32| {
+        let (bao, kv) = (&bao, &kv);
+        async move {
+            bao.write(&format!("{kv}/data/app"), json!({"data": {"n": n}}))
+                .await
+                .unwrap();
+        }
+    };
+    write(0).await;
+    let s = Setup::new();
+    let body = format!(
+        "{policy}  renderers:\n    - name: hostile\n      component: hostile-guest\nmounts:\n  {kv}: kv2\nsecrets:\n  - name: app\n    file: {{path: app.txt}}\n    template: '{{{{ with secret \"{kv}/data/app\" }}}}n={{{{ .Data.data.n }}}}{{{{ end }}}}'\n  - name: probe\n    renderer: hostile\n    settings: {{mode: remembered}}\n    secrets: [\"{kv}/data/app\"]\n    file: {{path: remembered}}\n",
+        policy = policy(&[&format!("{kv}/app")]),
+    );
+    let cfg = s.config(&bao, &body);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(cfg, s.opts(false), cancel.clone()));
+    let remembered = s.out.join("remembered");
+    assert!(wait_until(Duration::from_secs(20), || remembered.exists()).await);
+    // New versions make the agent render again, until a render runs from
+    // the snapshot (compiling it takes a few seconds in a debug build).
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&remembered).unwrap_or_default() != r#"{"mode":"remembered"}"# {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hostile renderer was never pre-initialised with its binding's settings (last: {:?})",
+            std::fs::read_to_string(&remembered)
+        );
+        n += 1;
+        write(n).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The template renderer and the policy still work after their own
+    // snapshots: the next version is rendered.
+    n += 1;
+    write(n).await;
+    let app = s.out.join("app.txt");
+    let expected = format!("n={n}");
+    assert!(
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&app)
+            .map(|c| c == expected)
+            .unwrap_or(false))
+        .await,
+        "app.txt: {:?}",
+        std::fs::read_to_string(&app)
+    );
+    cancel.cancel();
+    task.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+}

@@ -65,6 +65,7 @@ pub(crate) fn load(runtime: &Runtime, path: &Path) -> Result<Loaded> {
         name: plugin_name(path),
         digest: None,
         limits: None,
+        warmup: None,
     };
     let plugin = runtime
         .load_file(path, &spec)

@@ -2,14 +2,22 @@
 //!
 //! * `decide_policy_rules`: fresh `Store`, instantiate and `decide` on
 //!   policy-rules with small realistic settings, on the calling thread
-//!   (`Plugin::decide_blocking`; target: <= 20 µs p50);
-//! * `decide_policy_rules_async`: the same through the async `Policy` API,
-//!   which adds the hand-off to tokio's blocking pool and back (reported);
-//! * `decide_empty`: the same plugin with no rules and no secrets: the
+//!   (`Plugin::decide_blocking`; target: <= 20 µs p50). The plugin is
+//!   loaded as the agent runs it: pre-initialised with those settings
+//!   (`PluginSpec::warmup`), so each fresh instance starts from a snapshot
+//!   in which they are already parsed;
+//! * `decide_policy_rules_cold`: the same without the warm-up, so every
+//!   call parses the settings (reported);
+//! * `decide_policy_rules_async`: the warmed plugin through the async
+//!   `Policy` API, which adds the hand-off to tokio's blocking pool and
+//!   back (reported);
+//! * `decide_empty`: the plain plugin with no rules and no secrets: the
 //!   fixed cost of a sandboxed call (reported);
 //! * `render_1k_template` / `render_1k_template_async`: a ~1 KiB template
-//!   rendered by render-template (target: <= 50 µs, on the calling
-//!   thread);
+//!   rendered by render-template pre-initialised with that template
+//!   (target: <= 50 µs, on the calling thread);
+//! * `render_1k_template_cold`: the same without the warm-up, so every
+//!   call lexes and parses the template (reported);
 //! * `cached_load`: `Runtime::load_file` of a component present in the
 //!   precompiled disk cache, with the plugin table emptied first so that
 //!   it really deserializes (target: <= 20 ms).
@@ -24,7 +32,7 @@ use keyward_core::{
     DecideRequest, DeliveryKind, Engine, RenderRequest, SecretRef, SecretRequest, SecretValue,
     Target, Workload,
 };
-use keyward_runtime::{PluginSpec, Runtime, RuntimeConfig};
+use keyward_runtime::{PluginSpec, Runtime, RuntimeConfig, Warmup};
 use serde_json::json;
 
 fn component_path(name: &str) -> PathBuf {
@@ -77,13 +85,12 @@ fn runtime(cache: &std::path::Path) -> Runtime {
 fn decide(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("temp dir");
     let rt = runtime(cache.path());
-    let plugin = rt
+    let cold = rt
         .load_file(
             &component_path("policy-rules"),
             &PluginSpec::named("policy-rules"),
         )
         .expect("load");
-    let policy = plugin.policy().expect("policy");
     let settings = json!({
         "rules": [
             {"name": "platform", "match": {"namespaces": ["kube-system"]}, "deny": {"paths": ["**"], "reason": "no secrets in kube-system"}},
@@ -117,6 +124,20 @@ fn decide(c: &mut Criterion) {
         ],
         settings,
     };
+    let plugin = rt
+        .load_file(
+            &component_path("policy-rules"),
+            &PluginSpec {
+                warmup: Some(Warmup {
+                    settings: vec![request.settings.clone()],
+                    plans: Vec::new(),
+                }),
+                ..PluginSpec::named("policy-rules")
+            },
+        )
+        .expect("load");
+    assert!(plugin.load_stats().preinitialized, "the warm-up failed");
+    let policy = plugin.policy().expect("policy");
     let tokio = tokio();
     // Fail loudly if the settings or request are wrong.
     tokio
@@ -131,8 +152,15 @@ fn decide(c: &mut Criterion) {
             .block_on(policy.decide(request.clone()))
             .expect("decide")
     );
+    assert_eq!(
+        plugin.decide_blocking(&request).expect("decide"),
+        cold.decide_blocking(&request).expect("decide")
+    );
     c.bench_function("decide_policy_rules", |b| {
         b.iter(|| plugin.decide_blocking(&request).expect("decide"))
+    });
+    c.bench_function("decide_policy_rules_cold", |b| {
+        b.iter(|| cold.decide_blocking(&request).expect("decide"))
     });
     // The floor: the same plugin with no rules and no secrets, so that
     // almost all that remains is the sandbox (Store, instantiate, lowering
@@ -140,9 +168,9 @@ fn decide(c: &mut Criterion) {
     let mut empty = request.clone();
     empty.settings = r#"{"rules": []}"#.into();
     empty.secrets.clear();
-    assert_eq!(plugin.decide_blocking(&empty).expect("decide"), Vec::new());
+    assert_eq!(cold.decide_blocking(&empty).expect("decide"), Vec::new());
     c.bench_function("decide_empty", |b| {
-        b.iter(|| plugin.decide_blocking(&empty).expect("decide"))
+        b.iter(|| cold.decide_blocking(&empty).expect("decide"))
     });
     c.bench_function("decide_policy_rules_async", |b| {
         b.iter(|| {
@@ -177,14 +205,27 @@ fn template_1k() -> String {
 fn render(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("temp dir");
     let rt = runtime(cache.path());
-    let plugin = rt
+    let template = template_1k();
+    let cold = rt
         .load_file(
             &component_path("render-template"),
             &PluginSpec::named("render-template"),
         )
         .expect("load");
+    let plugin = rt
+        .load_file(
+            &component_path("render-template"),
+            &PluginSpec {
+                warmup: Some(Warmup {
+                    settings: vec!["{}".into()],
+                    plans: vec![(Some(template.clone()), "{}".into())],
+                }),
+                ..PluginSpec::named("render-template")
+            },
+        )
+        .expect("load");
+    assert!(plugin.load_stats().preinitialized, "the warm-up failed");
     let renderer = plugin.renderer().expect("renderer");
-    let template = template_1k();
     assert!(
         (900..1400).contains(&template.len()),
         "template is {} bytes",
@@ -220,8 +261,12 @@ fn render(c: &mut Criterion) {
         .expect("render");
     assert_eq!(artifacts.len(), 1);
     assert_eq!(plugin.render_blocking(&request).expect("render"), artifacts);
+    assert_eq!(cold.render_blocking(&request).expect("render"), artifacts);
     c.bench_function("render_1k_template", |b| {
         b.iter(|| plugin.render_blocking(&request).expect("render"))
+    });
+    c.bench_function("render_1k_template_cold", |b| {
+        b.iter(|| cold.render_blocking(&request).expect("render"))
     });
     c.bench_function("render_1k_template_async", |b| {
         b.iter(|| {

@@ -1,5 +1,6 @@
 //! Runtime and per-plugin configuration, with the per-language defaults.
 
+use crate::preinit::Warmup;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +92,12 @@ pub struct PluginSpec {
     /// Limits; `None` selects the defaults for the guest's language
     /// ([`PluginLimits::for_language`]).
     pub limits: Option<PluginLimits>,
+    /// The configuration the plugin will be called with, when known at
+    /// load time: the runtime then calls `validate-settings` / `plan` with
+    /// it once and starts every later call from a snapshot of that
+    /// instance (see [`Warmup`]). Calls with any other settings or
+    /// template still work, parsing them as usual.
+    pub warmup: Option<Warmup>,
 }
 
 impl PluginSpec {
@@ -215,6 +222,10 @@ pub struct LoadStats {
     /// Milliseconds spent compiling (0 on a cache hit).
     pub compile_ms: f64,
     /// Milliseconds the whole load took (read, digest, checks, compile or
-    /// deserialize, link).
+    /// deserialize, link, and any warm-up and snapshot).
     pub load_ms: f64,
+    /// Calls start from a snapshot taken after the spec's
+    /// [`PluginSpec::warmup`] (false without one, or when it failed: the
+    /// reason is logged as a warning).
+    pub preinitialized: bool,
 }

@@ -62,6 +62,16 @@ pub enum Error {
         /// Digest of the bytes.
         actual: String,
     },
+    /// A plugin could not be pre-initialised with its configuration (a
+    /// warm-up call failed, or left WASI resources open, or the snapshot
+    /// failed). The plugin keeps working without it.
+    #[error("plugin {name:?}: cannot pre-initialise it with its configuration: {reason}")]
+    Preinit {
+        /// Plugin name.
+        name: String,
+        /// Why, in one line.
+        reason: String,
+    },
     /// The bytes are not a WebAssembly component.
     #[error("plugin {name:?}: not a WebAssembly component: {detail}")]
     NotAComponent {

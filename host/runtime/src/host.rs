@@ -112,6 +112,12 @@ impl HostState {
     }
 
     /// The reason a host-side check stopped the call, if one did.
+    /// Whether any WASI resource (stream, pollable, descriptor, ...) is
+    /// alive in this call's table.
+    pub(crate) fn holds_resources(&self) -> bool {
+        !self.table.is_empty()
+    }
+
     pub(crate) fn take_stop(&mut self) -> Option<HostStop> {
         self.stop.take().or_else(|| {
             self.limiter

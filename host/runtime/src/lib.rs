@@ -52,6 +52,17 @@
 //!
 //! See [`PluginLimits`] for the table; a [`PluginSpec`] may override them.
 //!
+//! # Pre-initialisation
+//!
+//! A [`PluginSpec::warmup`] (or [`Plugin::preinitialize`]) names the
+//! settings and templates a plugin will be called with. The runtime calls
+//! `validate-settings` / `plan` with them on one instance, snapshots its
+//! memories and globals into a new component (wasmtime-wizer), compiles
+//! and caches it, and starts every later call from that image, so a guest
+//! that keeps what it parsed skips parsing. A warm-up call that fails, or
+//! that leaves a WASI resource open, is refused (see the `preinit`
+//! module); the plugin then runs from its plain image.
+//!
 //! # Precompiled cache
 //!
 //! See the `cache` module: entries keyed by component sha256 and the
@@ -67,6 +78,7 @@ mod error;
 mod host;
 mod inspect;
 mod plugin;
+mod preinit;
 mod redact;
 mod runtime;
 
@@ -76,4 +88,5 @@ pub use config::{
 pub use error::{BoxError, Error, Result};
 pub use inspect::{Inspection, digest, inspect};
 pub use plugin::Plugin;
+pub use preinit::Warmup;
 pub use runtime::Runtime;

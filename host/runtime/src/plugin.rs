@@ -2,7 +2,8 @@
 //! plugin's limits, run on tokio's blocking pool behind the runtime's
 //! semaphore; failures mapped to `PluginFailure`.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use crate::config::{LoadStats, PluginLimits, World};
 use crate::convert;
 use crate::error::{Error, Result};
 use crate::host::{HostState, HostStop};
+use crate::preinit::Warmup;
 use crate::redact::Redactor;
 use crate::runtime::{EPOCH_TICK, GuestIndices, Loaded, RuntimeInner};
 
@@ -29,18 +31,24 @@ pub struct Plugin {
 struct PluginInner {
     name: Arc<str>,
     limits: PluginLimits,
-    loaded: Arc<Loaded>,
+    /// What calls instantiate: the component as loaded, or its
+    /// pre-initialised snapshot once [`Plugin::preinitialize`] succeeded.
+    /// Both have the same digest, world and language.
+    loaded: RwLock<Arc<Loaded>>,
+    /// The component as loaded, for its digest, world and language.
+    metadata: Arc<Loaded>,
     runtime: Arc<RuntimeInner>,
     stats: LoadStats,
+    preinitialized: AtomicBool,
 }
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
             .field("name", &self.inner.name)
-            .field("world", &self.inner.loaded.world)
-            .field("digest", &self.inner.loaded.digest)
-            .field("language", &self.inner.loaded.language)
+            .field("world", &self.world())
+            .field("digest", &self.digest())
+            .field("language", &self.language())
             .field("limits", &self.inner.limits)
             .finish()
     }
@@ -80,8 +88,10 @@ impl Plugin {
             inner: Arc::new(PluginInner {
                 name: name.into(),
                 limits,
-                loaded,
+                metadata: loaded.clone(),
+                loaded: RwLock::new(loaded),
                 runtime,
+                preinitialized: AtomicBool::new(stats.preinitialized),
                 stats,
             }),
         }
@@ -94,17 +104,17 @@ impl Plugin {
 
     /// The world it targets.
     pub fn world(&self) -> World {
-        self.inner.loaded.world
+        self.inner.metadata.world
     }
 
     /// `sha256:<hex>` of the component.
     pub fn digest(&self) -> &str {
-        &self.inner.loaded.digest
+        &self.inner.metadata.digest
     }
 
     /// Guest language, when the component says.
     pub fn language(&self) -> Option<&str> {
-        self.inner.loaded.language.as_deref()
+        self.inner.metadata.language.as_deref()
     }
 
     /// The limits every call runs under.
@@ -112,9 +122,37 @@ impl Plugin {
         &self.inner.limits
     }
 
-    /// How the load went.
+    /// How the load went (and whether calls now start from a
+    /// pre-initialised snapshot).
     pub fn load_stats(&self) -> LoadStats {
-        self.inner.stats
+        LoadStats {
+            preinitialized: self.inner.preinitialized.load(Ordering::Relaxed),
+            ..self.inner.stats
+        }
+    }
+
+    /// Warm this plugin up with the configuration it will be called with
+    /// (see [`Warmup`]) and start every later call, from any clone, from a
+    /// snapshot of that instance. Calls already running finish on the
+    /// previous image. `component` must be the bytes the plugin was loaded
+    /// from (its digest is checked). Blocks for a compile on a cache miss
+    /// (hundreds of milliseconds for a Rust plugin): call it from a thread
+    /// of its own, or a blocking task.
+    pub fn preinitialize(&self, component: &[u8], warmup: &Warmup) -> Result<()> {
+        let name = self.name().to_string();
+        let runtime = crate::Runtime {
+            inner: self.inner.runtime.clone(),
+        };
+        let snapshot = runtime.preinitialize_loaded(
+            &name,
+            &self.inner.limits,
+            &self.inner.metadata,
+            component,
+            warmup,
+        )?;
+        *self.inner.loaded.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        self.inner.preinitialized.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// This plugin as a policy; an error if it is a renderer.
@@ -265,8 +303,8 @@ fn shutting_down() -> PluginFailure {
 }
 
 /// Drive a future to completion on this thread (the semaphore's acquire,
-/// which needs no reactor).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// a snapshot; nothing that needs a reactor).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -298,24 +336,26 @@ impl PluginInner {
     {
         let started = Instant::now();
         let deadline = self.deadline(call);
-        let state = HostState::new(
-            self.name.clone(),
-            &self.limits,
-            started + deadline,
-            Arc::new(redactor),
-        );
         // The epoch only advances while some call holds a guard.
         let _ticking = self.runtime.ticker.enter();
-        let mut store = Store::new(&self.runtime.engine, state);
-        store.limiter(|s| s.limiter());
-        store.set_epoch_deadline(deadline_ticks(deadline));
-        store.epoch_deadline_trap();
-        store.set_hostcall_fuel(self.limits.hostcall_fuel);
+        let mut store = sandbox_store(
+            &self.runtime,
+            self.name.clone(),
+            &self.limits,
+            started,
+            deadline,
+            redactor,
+        );
 
-        let instance = self.loaded.pre.instantiate(&mut store);
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let instance = loaded.pre.instantiate(&mut store);
         let outcome = match instance {
             Err(e) => Err((true, e)),
-            Ok(instance) => f(&mut store, &instance, &self.loaded.guest).map_err(|e| (false, e)),
+            Ok(instance) => f(&mut store, &instance, &loaded.guest).map_err(|e| (false, e)),
         };
         let state = store.data_mut();
         let stop = state.take_stop();
@@ -346,9 +386,28 @@ impl PluginInner {
     }
 }
 
+/// A fresh store with a plugin's limits: memory cap, hostcall fuel, and a
+/// deadline of `deadline` from `started` (the caller holds a ticker guard).
+pub(crate) fn sandbox_store(
+    runtime: &RuntimeInner,
+    name: Arc<str>,
+    limits: &PluginLimits,
+    started: Instant,
+    deadline: Duration,
+    redactor: Redactor,
+) -> Store<HostState> {
+    let state = HostState::new(name, limits, started + deadline, Arc::new(redactor));
+    let mut store = Store::new(&runtime.engine, state);
+    store.limiter(|s| s.limiter());
+    store.set_epoch_deadline(deadline_ticks(deadline));
+    store.epoch_deadline_trap();
+    store.set_hostcall_fuel(limits.hostcall_fuel);
+    store
+}
+
 /// Ticks for a deadline: rounded up, plus one because the current tick is
 /// already partly over.
-fn deadline_ticks(deadline: Duration) -> u64 {
+pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos();
     let ticks = deadline.as_nanos().div_ceil(tick);
     u64::try_from(ticks)
@@ -362,7 +421,7 @@ fn deadline_ticks(deadline: Duration) -> u64 {
 /// suite (`big-string`) fails if the text ever changes.
 const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
-fn classify(
+pub(crate) fn classify(
     error: &wasmtime::Error,
     stop: Option<HostStop>,
     instantiating: bool,

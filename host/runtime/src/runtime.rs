@@ -18,6 +18,7 @@ use crate::error::{Error, Result, boxed};
 use crate::host::{self, HostState};
 use crate::inspect::{self, check_import, contract_export};
 use crate::plugin::Plugin;
+use crate::preinit::{self, Warmup};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -49,7 +50,7 @@ impl std::fmt::Debug for Runtime {
 
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
-    linker: Linker<HostState>,
+    pub(crate) linker: Linker<HostState>,
     pub(crate) config: RuntimeConfig,
     /// Whether the pooling allocator is in use.
     pooling: bool,
@@ -203,10 +204,34 @@ impl Runtime {
                 name: name.clone(),
                 detail,
             })?;
+        let mut loaded = loaded;
+        let mut cache_hit = cache_hit;
+        let mut preinitialized = false;
+        if let Some(warmup) = spec.warmup.as_ref().filter(|w| !w.is_empty()) {
+            let t = Instant::now();
+            match self.preinitialized(name, &limits, &loaded, &bytes, warmup) {
+                Ok((snapshot, hit)) => {
+                    loaded = snapshot;
+                    cache_hit &= hit;
+                    preinitialized = true;
+                    tracing::debug!(
+                        cache_hit = hit,
+                        elapsed_ms = t.elapsed().as_secs_f64() * 1e3,
+                        "plugin pre-initialised"
+                    );
+                }
+                Err(reason) => tracing::warn!(
+                    reason = %reason,
+                    "cannot pre-initialise the plugin with its configuration; \
+                     every call will parse it itself"
+                ),
+            }
+        }
         let stats = LoadStats {
             cache_hit,
             compile_ms,
             load_ms: started.elapsed().as_secs_f64() * 1e3,
+            preinitialized,
         };
         tracing::debug!(
             digest = %loaded.digest,
@@ -245,50 +270,74 @@ impl Runtime {
             });
         }
         let digest_hex = &digest["sha256:".len()..];
-        let engine = &self.inner.engine;
-        let mut from_cache = None;
-        if let Some(cache) = &self.inner.cache {
-            match cache.get(digest_hex) {
-                Ok(serialized) => match deserialize(engine, &serialized) {
-                    Ok(component) => from_cache = Some(component),
-                    Err(e) => tracing::warn!(
-                        error = %e,
-                        "a verified cache entry did not deserialize; recompiling"
-                    ),
-                },
-                Err(Miss::Absent) => {}
-                Err(Miss::Rejected(why)) => tracing::warn!(
-                    path = %cache.entry_path(digest_hex).display(),
-                    reason = why,
-                    "rejected a precompiled cache entry (deleted); recompiling"
-                ),
-                Err(Miss::Io(e)) => tracing::warn!(error = %e, "cannot read the component cache"),
-            }
-        }
+        let from_cache = self.cached_component(digest_hex);
         let cache_hit = from_cache.is_some();
         let mut compile_ms = 0.0;
         let component = match from_cache {
             Some(c) => c,
             None => {
                 let t = Instant::now();
-                let component = Component::new(engine, bytes).map_err(|e| Error::Compile {
-                    name: name.to_string(),
-                    source: boxed(e),
-                })?;
+                let component =
+                    Component::new(&self.inner.engine, bytes).map_err(|e| Error::Compile {
+                        name: name.to_string(),
+                        source: boxed(e),
+                    })?;
                 compile_ms = t.elapsed().as_secs_f64() * 1e3;
-                if let Some(cache) = &self.inner.cache {
-                    match component.serialize() {
-                        Ok(serialized) => {
-                            if let Err(e) = cache.put(digest_hex, &serialized) {
-                                tracing::warn!(error = %e, "cannot write the component cache");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot serialize a component"),
-                    }
-                }
+                self.cache_component(digest_hex, &component);
                 component
             }
         };
+        let loaded = self.link(name, &component, digest, inspection.language)?;
+        Ok((loaded, cache_hit, compile_ms))
+    }
+
+    /// A compiled component from the disk cache, if there is a good entry
+    /// under `key` (a component digest or a pre-initialisation key, hex).
+    fn cached_component(&self, key: &str) -> Option<Component> {
+        let cache = self.inner.cache.as_ref()?;
+        match cache.get(key) {
+            Ok(serialized) => match deserialize(&self.inner.engine, &serialized) {
+                Ok(component) => return Some(component),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "a verified cache entry did not deserialize; recompiling"
+                ),
+            },
+            Err(Miss::Absent) => {}
+            Err(Miss::Rejected(why)) => tracing::warn!(
+                path = %cache.entry_path(key).display(),
+                reason = why,
+                "rejected a precompiled cache entry (deleted); recompiling"
+            ),
+            Err(Miss::Io(e)) => tracing::warn!(error = %e, "cannot read the component cache"),
+        }
+        None
+    }
+
+    /// Store a compiled component in the disk cache (best effort).
+    fn cache_component(&self, key: &str, component: &Component) {
+        let Some(cache) = &self.inner.cache else {
+            return;
+        };
+        match component.serialize() {
+            Ok(serialized) => {
+                if let Err(e) = cache.put(key, &serialized) {
+                    tracing::warn!(error = %e, "cannot write the component cache");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot serialize a component"),
+        }
+    }
+
+    /// Check a compiled component's imports and exports and link it.
+    fn link(
+        &self,
+        name: &str,
+        component: &Component,
+        digest: &str,
+        language: Option<String>,
+    ) -> Result<Loaded> {
+        let engine = &self.inner.engine;
         // The authoritative check, on what wasmtime will link.
         let ty = component.component_type();
         for (import, _) in ty.imports(engine) {
@@ -311,28 +360,91 @@ impl Runtime {
             name: name.to_string(),
             source: boxed(e),
         };
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(link)?;
+        let pre = self.inner.linker.instantiate_pre(component).map_err(link)?;
         let guest = match contract.world {
             World::Policy => GuestIndices::Policy(decider::GuestIndices::new(&pre).map_err(link)?),
             World::Renderer => {
                 GuestIndices::Renderer(render::GuestIndices::new(&pre).map_err(link)?)
             }
         };
-        Ok((
-            Loaded {
-                digest: digest.to_string(),
-                world: contract.world,
-                language: inspection.language,
-                pre,
-                guest,
-            },
-            cache_hit,
-            compile_ms,
-        ))
+        Ok(Loaded {
+            digest: digest.to_string(),
+            world: contract.world,
+            language,
+            pre,
+            guest,
+        })
+    }
+
+    /// [`Plugin::preinitialize`]: check the bytes, then
+    /// [`Runtime::preinitialized`].
+    pub(crate) fn preinitialize_loaded(
+        &self,
+        name: &str,
+        limits: &PluginLimits,
+        plain: &Loaded,
+        bytes: &[u8],
+        warmup: &Warmup,
+    ) -> Result<Arc<Loaded>> {
+        let bytes = text_to_binary(name, bytes)?;
+        let actual = inspect::digest(&bytes);
+        if actual != plain.digest {
+            return Err(Error::DigestMismatch {
+                name: name.to_string(),
+                expected: plain.digest.clone(),
+                actual,
+            });
+        }
+        if warmup.is_empty() {
+            return Err(Error::Preinit {
+                name: name.to_string(),
+                reason: "the warm-up is empty".into(),
+            });
+        }
+        self.preinitialized(name, limits, plain, &bytes, warmup)
+            .map(|(loaded, _)| loaded)
+            .map_err(|reason| Error::Preinit {
+                name: name.to_string(),
+                reason,
+            })
+    }
+
+    /// The pre-initialised variant of `plain` for `warmup`: from this
+    /// runtime's table, the disk cache, or a fresh snapshot. The error is
+    /// a one-line reason.
+    fn preinitialized(
+        &self,
+        name: &str,
+        limits: &PluginLimits,
+        plain: &Loaded,
+        bytes: &[u8],
+        warmup: &Warmup,
+    ) -> std::result::Result<(Arc<Loaded>, bool), String> {
+        let key = warmup.key(&plain.digest);
+        let table_key = format!("preinit:{key}");
+        if let Some(loaded) = self.lock_loaded().get(&table_key).cloned() {
+            return Ok((loaded, true));
+        }
+        let (component, hit) = match self.cached_component(&key) {
+            Some(component) => (component, true),
+            None => {
+                let rewritten =
+                    preinit::snapshot(&self.inner, name, limits, plain.world, bytes, warmup)?;
+                let component = Component::new(&self.inner.engine, &rewritten)
+                    .map_err(|e| format!("the snapshot does not compile: {e:#}"))?;
+                self.cache_component(&key, &component);
+                (component, false)
+            }
+        };
+        let loaded = self
+            .link(name, &component, &plain.digest, plain.language.clone())
+            .map_err(|e| format!("the snapshot does not link: {e}"))?;
+        let loaded = self
+            .lock_loaded()
+            .entry(table_key)
+            .or_insert_with(|| Arc::new(loaded))
+            .clone();
+        Ok((loaded, hit))
     }
 }
 

@@ -313,6 +313,7 @@ fn limits_above_the_runtime_maximum_are_refused() {
             memory_bytes: 4 << 30,
             ..PluginLimits::NATIVE
         }),
+        warmup: None,
     };
     match runtime().load_bytes(&component("policy-rules"), &spec) {
         Err(e @ Error::Limits { .. }) => assert!(e.to_string().contains("max_memory_bytes"), "{e}"),

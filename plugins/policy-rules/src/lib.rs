@@ -24,20 +24,55 @@ mod settings;
 )]
 mod component;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use keyward_core::{DecideRequest, PluginError, SecretDecision};
 
 pub use settings::Policy;
 
-/// Check a settings document (`validate-settings`).
+/// Settings documents kept parsed (the most recently validated ones).
+const KEPT: usize = 4;
+
+thread_local! {
+    /// The last settings documents `validate-settings` accepted, parsed.
+    /// Every call runs in a fresh instance, so this only lasts if the host
+    /// pre-initialises the plugin: it calls `validate-settings` with the
+    /// configured settings and snapshots the instance, and every later
+    /// `decide` with the same text (compared byte for byte) skips parsing.
+    static KNOWN: RefCell<Vec<(String, Rc<Policy>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn known(settings: &str) -> Option<Rc<Policy>> {
+    KNOWN.with_borrow(|known| {
+        known
+            .iter()
+            .find(|(text, _)| text == settings)
+            .map(|(_, policy)| policy.clone())
+    })
+}
+
+/// Check a settings document (`validate-settings`), and keep it parsed.
 pub fn validate_settings(settings: &str) -> Result<(), PluginError> {
-    Policy::parse(settings)
-        .map(drop)
-        .map_err(PluginError::InvalidSettings)
+    if known(settings).is_some() {
+        return Ok(());
+    }
+    let policy = Policy::parse(settings).map_err(PluginError::InvalidSettings)?;
+    KNOWN.with_borrow_mut(|known| {
+        if known.len() == KEPT {
+            known.remove(0);
+        }
+        known.push((settings.to_string(), Rc::new(policy)));
+    });
+    Ok(())
 }
 
 /// Decide on every requested secret, in request order (`decide`).
 pub fn decide(request: &DecideRequest) -> Result<Vec<SecretDecision>, PluginError> {
-    let policy = Policy::parse(&request.settings).map_err(PluginError::InvalidSettings)?;
+    let policy = match known(&request.settings) {
+        Some(policy) => policy,
+        None => Rc::new(Policy::parse(&request.settings).map_err(PluginError::InvalidSettings)?),
+    };
     for (i, secret) in request.secrets.iter().enumerate() {
         if request.secrets[..i]
             .iter()
@@ -50,4 +85,57 @@ pub fn decide(request: &DecideRequest) -> Result<Vec<SecretDecision>, PluginErro
         }
     }
     Ok(policy.decide(&request.workload, &request.secrets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::{DeliveryKind, Engine, SecretRequest, Workload};
+
+    fn request(settings: &str) -> DecideRequest {
+        DecideRequest {
+            workload: Workload {
+                namespace: "team-a".into(),
+                ..Workload::default()
+            },
+            secrets: vec![SecretRequest {
+                reference: "secret/data/team-a/db".into(),
+                engine: Engine::Kv2,
+                mount: "secret".into(),
+                path: "team-a/db".into(),
+                version: None,
+                parameters: Vec::new(),
+                delivery: vec![DeliveryKind::File],
+            }],
+            settings: settings.into(),
+        }
+    }
+
+    fn settings(n: usize) -> String {
+        format!(
+            r#"{{"rules": [{{"name": "r{n}", "match": {{"namespaces": ["team-a"]}}, "allow": {{"paths": ["secret/team-a/**"]}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn validated_settings_are_kept_and_give_the_same_decisions() {
+        let fresh: Vec<_> = (0..6)
+            .map(|n| decide(&request(&settings(n))).unwrap())
+            .collect();
+        for n in 0..6 {
+            validate_settings(&settings(n)).unwrap();
+        }
+        // Only the last KEPT are kept, oldest evicted first.
+        for (n, expected) in fresh.iter().enumerate() {
+            assert_eq!(known(&settings(n)).is_some(), n >= 6 - KEPT, "{n}");
+            assert_eq!(&decide(&request(&settings(n))).unwrap(), expected, "{n}");
+        }
+        // Same text only: a reformatted document is parsed on its own.
+        let spaced = settings(5).replace(": ", ":  ");
+        assert!(known(&spaced).is_none());
+        assert_eq!(decide(&request(&spaced)).unwrap(), fresh[5]);
+        // Invalid settings are never kept.
+        assert!(validate_settings("{").is_err());
+        assert!(known("{").is_none());
+    }
 }

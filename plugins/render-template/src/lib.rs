@@ -16,7 +16,9 @@
 //! `secret-key`, `secret-type` (`Opaque`), `labels`, `annotations`,
 //! `file-mode` (`0o600`), `env-names` (`verbatim` | `upper`).
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::rc::Rc;
 
 mod output;
 mod settings;
@@ -195,6 +197,70 @@ fn parse_template(src: &str) -> Result<Template<'_>, PluginError> {
     Template::parse(src).map_err(|e| PluginError::InvalidInput(e.to_string()))
 }
 
+/// Templates kept parsed (the first ones `plan` saw).
+const KEPT: usize = 16;
+
+/// Template sources leaked at most (kept ones, and ones that failed to
+/// parse), so that a long-lived native caller leaks a bounded amount.
+const MAX_LEAKED: usize = 4 * KEPT;
+
+thread_local! {
+    /// Templates `plan` parsed, over their leaked (so `'static`) source.
+    /// Every call runs in a fresh instance, so this only lasts if the host
+    /// pre-initialises the plugin: it calls `plan` with each configured
+    /// template and snapshots the instance, and every later `render` of
+    /// the same text (compared byte for byte) skips lexing and parsing.
+    static KNOWN: RefCell<Vec<Rc<Template<'static>>>> = const { RefCell::new(Vec::new()) };
+    static LEAKED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn known(src: &str) -> Option<Rc<Template<'static>>> {
+    KNOWN.with_borrow(|known| known.iter().find(|t| t.src == src).cloned())
+}
+
+/// Parse `src` and keep it, while there is room.
+fn parse_and_keep(src: &str) -> Option<Result<Rc<Template<'static>>, PluginError>> {
+    if KNOWN.with_borrow(Vec::len) >= KEPT || LEAKED.get() >= MAX_LEAKED {
+        return None;
+    }
+    LEAKED.set(LEAKED.get() + 1);
+    let leaked: &'static str = Box::leak(src.to_string().into_boxed_str());
+    Some(parse_template(leaked).map(|t| {
+        let t = Rc::new(t);
+        KNOWN.with_borrow_mut(|known| known.push(t.clone()));
+        t
+    }))
+}
+
+/// A template kept from an earlier `plan`, or parsed for this call.
+enum Parsed<'a> {
+    Kept(Rc<Template<'static>>),
+    Fresh(Template<'a>),
+}
+
+impl<'a> std::ops::Deref for Parsed<'a> {
+    type Target = Template<'a>;
+
+    fn deref(&self) -> &Template<'a> {
+        match self {
+            Parsed::Kept(t) => t,
+            Parsed::Fresh(t) => t,
+        }
+    }
+}
+
+/// The parsed form of `src`: a kept one if there is one, else parsed now
+/// (and kept, if `keep` and there is room).
+fn template_for(src: &str, keep: bool) -> Result<Parsed<'_>, PluginError> {
+    if let Some(t) = known(src) {
+        return Ok(Parsed::Kept(t));
+    }
+    if keep && let Some(kept) = parse_and_keep(src) {
+        return kept.map(Parsed::Kept);
+    }
+    parse_template(src).map(Parsed::Fresh)
+}
+
 /// Lists the secrets a template reads: every `secret` / `pkiCert` call,
 /// deduplicated, in order of first occurrence. No template reads nothing.
 pub fn plan(template: Option<&str>, settings: &str) -> Result<Vec<SecretRef>, PluginError> {
@@ -202,7 +268,7 @@ pub fn plan(template: Option<&str>, settings: &str) -> Result<Vec<SecretRef>, Pl
     let Some(src) = template else {
         return Ok(Vec::new());
     };
-    let tmpl = parse_template(src)?;
+    let tmpl = template_for(src, true)?;
     let mut refs: Vec<SecretRef> = Vec::new();
     for call in &tmpl.calls {
         let r = SecretRef {
@@ -226,7 +292,7 @@ pub fn render(req: &RenderRequest) -> Result<Vec<Artifact>, PluginError> {
     let Some(src) = &req.template else {
         return output::default_format(&req.secrets, &req.target, &settings);
     };
-    let tmpl = parse_template(src)?;
+    let tmpl = template_for(src, false)?;
     // The engine borrows the granted values; nothing is copied.
     let granted: Vec<GrantedSecret<'_>> = req
         .secrets
@@ -248,4 +314,55 @@ pub fn render(req: &RenderRequest) -> Result<Vec<Artifact>, PluginError> {
         })
         .map_err(|e| PluginError::InvalidInput(e.to_string()))?;
     output::from_template(out, &req.target, &settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(template: &str) -> RenderRequest {
+        RenderRequest {
+            template: Some(template.into()),
+            settings: "{}".into(),
+            target: Target {
+                kind: DeliveryKind::File,
+                name: "out".into(),
+                mode: None,
+            },
+            secrets: vec![SecretValue {
+                reference: "secret/data/app".into(),
+                parameters: Vec::new(),
+                lease_id: String::new(),
+                lease_duration: 0,
+                renewable: false,
+                data: r#"{"data": {"user": "app"}, "metadata": {"version": 2}}"#.into(),
+                warnings: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn planned_templates_are_kept_and_render_the_same() {
+        let templates: Vec<String> = (0..KEPT + 3)
+            .map(|n| format!("{n}: {{{{ with secret \"secret/data/app\" }}}}{{{{ .Data.data.user }}}}{{{{ end }}}}"))
+            .collect();
+        let fresh: Vec<_> = templates
+            .iter()
+            .map(|t| render(&request(t)).unwrap())
+            .collect();
+        for t in &templates {
+            assert_eq!(plan(Some(t), "{}").unwrap().len(), 1);
+            // Planning again finds the kept one.
+            assert_eq!(plan(Some(t), "{}").unwrap().len(), 1);
+        }
+        for (n, t) in templates.iter().enumerate() {
+            assert_eq!(known(t).is_some(), n < KEPT, "{n}");
+            assert_eq!(render(&request(t)).unwrap(), fresh[n], "{n}");
+        }
+        // A template that does not parse is reported, and not kept.
+        KNOWN.with_borrow_mut(Vec::clear);
+        assert!(plan(Some("{{ if }}"), "{}").is_err());
+        assert!(known("{{ if }}").is_none());
+        assert!(LEAKED.get() <= MAX_LEAKED);
+    }
 }

@@ -461,9 +461,30 @@ async fn shutdown_revokes_leases_and_token_when_configured() {
     assert!(audit.events().iter().any(|e| matches!(e, AuditEvent::Revocation { reference, outcome, .. } if reference == "token" && outcome == "revoked")));
 }
 
-/// A writer collecting every log line of this test.
+/// A writer collecting every log line of this test binary.
 #[derive(Clone, Default)]
 struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+/// The process-wide log capture, installed as the global subscriber on
+/// first use. A thread-scoped subscriber (`set_default`) can miss events:
+/// tracing caches each call site's interest, and a call site first hit by
+/// a test running in parallel on another thread, with no subscriber there,
+/// could be cached as uninteresting. Other tests' lines land here too;
+/// the canary checks look only for this test's own values.
+fn captured_logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        logs
+    })
+}
 
 impl std::io::Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -484,13 +505,7 @@ impl<'a> MakeWriter<'a> for Logs {
 
 #[tokio::test]
 async fn canary_values_never_reach_errors_debug_logs_or_audit() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
 
     let mut bao = OpenBao::start_dev().await.unwrap();
     let value = canary();

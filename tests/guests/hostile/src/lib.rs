@@ -22,6 +22,12 @@
 //! | `probe` | renders a JSON file describing what it sees: environment, arguments, filesystem, clock |
 //! | `traversal` | returns a file `../../etc/x` |
 //! | `bad-env` | returns an env var `1BAD-NAME` |
+//! | `remembered` | renders what the last `validate-settings` call kept (empty if none) |
+//!
+//! `validate-settings` keeps the settings text it got (for `remembered`)
+//! and, by their `warmup` key, misbehaves while the host pre-initialises
+//! the plugin: `print` writes a line to stdout (opening a WASI stream),
+//! `loop` spins forever, `trap` panics.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -105,9 +111,27 @@ fn string_leaves(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+thread_local! {
+    /// The settings text of the last `validate-settings` call.
+    static REMEMBERED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 impl Guest for Hostile {
     fn validate_settings(raw: String) -> Result<(), PluginError> {
-        settings(&raw).map(|_| ())
+        let s = settings(&raw)?;
+        match s.get("warmup").and_then(|w| w.as_str()) {
+            Some("print") => println!("warming up"),
+            Some("loop") => {
+                let mut i = 0u64;
+                loop {
+                    i = black_box(i.wrapping_add(1));
+                }
+            }
+            Some("trap") => panic!("refusing to warm up"),
+            _ => {}
+        }
+        REMEMBERED.with_borrow_mut(|r| *r = raw);
+        Ok(())
     }
 
     fn plan(_template: Option<String>, raw: String) -> Result<Vec<SecretRef>, PluginError> {
@@ -132,6 +156,11 @@ impl Guest for Hostile {
         let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("ok");
         match mode {
             "ok" => Ok(ok_artifact(&request)),
+            "remembered" => Ok(vec![Artifact::File(File {
+                path: "remembered".into(),
+                mode: 0o600,
+                contents: REMEMBERED.with_borrow(|r| r.clone().into_bytes()),
+            })]),
             "loop" => {
                 let mut i = 0u64;
                 loop {
