@@ -624,6 +624,17 @@ fn preinitialize_in_background(warmups: Vec<(keyward_runtime::Plugin, PathBuf, W
                 if warmup.is_empty() {
                     continue;
                 }
+                // componentize-py / componentize-js guests are snapshots
+                // of an interpreter already: a second one costs seconds of
+                // compiling and a memory image of tens of MiB, and their
+                // heaps are larger than one transfer may carry.
+                if matches!(plugin.language(), Some("python" | "javascript")) {
+                    tracing::debug!(
+                        plugin = plugin.name(),
+                        "interpreted guest: not pre-initialised"
+                    );
+                    continue;
+                }
                 let started = std::time::Instant::now();
                 let result = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))

@@ -84,8 +84,31 @@ type WarmupCall<'a> =
 
 /// Instantiate `bytes` (instrumented to expose its state), run the
 /// warm-up calls under the plugin's limits, and return the rewritten
-/// component. The error is a one-line reason.
+/// component. The error is a one-line reason. wasmtime-wizer asserts on
+/// what it does not support (a `v128` global, for one), so a panic in it
+/// is a refused warm-up too, not a crashed host thread.
 pub(crate) fn snapshot(
+    runtime: &RuntimeInner,
+    name: &str,
+    limits: &PluginLimits,
+    world: World,
+    bytes: &[u8],
+    warmup: &Warmup,
+) -> Result<Vec<u8>, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        snapshot_inner(runtime, name, limits, world, bytes, warmup)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(format!("the snapshot tool failed: {what}"))
+    })
+}
+
+fn snapshot_inner(
     runtime: &RuntimeInner,
     name: &str,
     limits: &PluginLimits,
