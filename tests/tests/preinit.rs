@@ -224,6 +224,27 @@ fn preinitialize_checks_the_bytes_and_the_warm_up() {
     }
 }
 
+/// A heap larger than one call's transfer fuel is still snapshotted
+/// whole.
+#[test]
+fn a_big_heap_is_carried_by_the_snapshot() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let rt = runtime(cache.path());
+    let settings = json!({"mode": "big-heap", "warmup": "big-heap"}).to_string();
+    let plugin = warmed(&rt, "hostile-guest", settings_only(&settings));
+    assert!(plugin.load_stats().preinitialized);
+    let len = 16u64 << 20;
+    let sum: u64 = (0..len).map(|i| i % 251 + 1).sum();
+    assert_eq!(
+        file_contents(
+            &plugin
+                .render_blocking(&render_request(&settings, None, Vec::new()))
+                .expect("render")
+        ),
+        format!("{len} {sum}")
+    );
+}
+
 /// The limits still hold in a snapshot: a loop after the warm-up is
 /// stopped at the deadline.
 #[test]

@@ -199,6 +199,10 @@ fn snapshot_inner(
         );
     }
 
+    // The accessors return each memory whole, as one `list<u8>`: the host
+    // asks for that copy itself, and the memory limit bounds it, so the
+    // per-transfer fuel that guards calls is raised to that limit here.
+    store.set_hostcall_fuel(limits.memory_bytes.saturating_add(1 << 20));
     let mut state = Access {
         store: &mut store,
         instance,

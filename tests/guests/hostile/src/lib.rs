@@ -27,7 +27,8 @@
 //! `validate-settings` keeps the settings text it got (for `remembered`)
 //! and, by their `warmup` key, misbehaves while the host pre-initialises
 //! the plugin: `print` writes a line to stdout (opening a WASI stream),
-//! `loop` spins forever, `trap` panics.
+//! `loop` spins forever, `trap` panics; `big-heap` keeps 16 MiB of heap,
+//! which the `big-heap` render mode sums up (`<len> <sum>`).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -112,6 +113,8 @@ fn string_leaves(value: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 thread_local! {
+    /// What a `big-heap` warm-up kept.
+    static BIG_HEAP: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The settings text of the last `validate-settings` call.
     static REMEMBERED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
@@ -128,6 +131,12 @@ impl Guest for Hostile {
                 }
             }
             Some("trap") => panic!("refusing to warm up"),
+            Some("big-heap") => {
+                // Keep 16 MiB of non-zero heap, larger than one transfer's
+                // fuel, so the snapshot must carry it.
+                let heap: Vec<u8> = (0..16usize << 20).map(|i| (i % 251) as u8 + 1).collect();
+                BIG_HEAP.with_borrow_mut(|h| *h = heap);
+            }
             _ => {}
         }
         REMEMBERED.with_borrow_mut(|r| *r = raw);
@@ -156,6 +165,14 @@ impl Guest for Hostile {
         let mode = s.get("mode").and_then(|m| m.as_str()).unwrap_or("ok");
         match mode {
             "ok" => Ok(ok_artifact(&request)),
+            "big-heap" => Ok(vec![Artifact::File(File {
+                path: "big-heap".into(),
+                mode: 0o600,
+                contents: BIG_HEAP.with_borrow(|h| {
+                    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+                    format!("{} {sum}", h.len()).into_bytes()
+                }),
+            })]),
             "remembered" => Ok(vec![Artifact::File(File {
                 path: "remembered".into(),
                 mode: 0o600,
