@@ -9,11 +9,17 @@
 //! component recompiled. Only bytes this code wrote under that key are ever
 //! deserialized.
 //!
-//! The cache does not grow without bound across upgrades: opening it removes
-//! entries compiled for another engine (another Keyward or wasmtime
-//! version, other CPU features) once they are a week old — a rolling
-//! upgrade where two versions share the directory keeps both — and temporary
-//! files left by an interrupted write once they are an hour old.
+//! The cache does not grow without bound. Opening it removes:
+//! - entries compiled for another engine (another Keyward or wasmtime
+//!   version, other CPU features) once they are a week old; a rolling
+//!   upgrade where two versions share the directory keeps both;
+//! - temporary files left by an interrupted write once they are an hour old;
+//! - this engine's entries unused for 30 days (a hit refreshes an entry's
+//!   modification time);
+//! - then, while this engine's entries take more than 1 GiB, the least
+//!   recently used ones. Pre-initialised snapshots make one entry per
+//!   plugin and configuration, so a changing configuration would otherwise
+//!   add entries forever.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -33,6 +39,10 @@ const EXTENSION: &str = "cwasm";
 const OTHER_ENGINE_STALE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 /// Temporary files of interrupted writes are removed once this old.
 const TEMP_STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// This engine's entries are removed once unused for this long.
+const OWN_UNUSED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+/// At most this many bytes of this engine's entries are kept.
+const OWN_MAX_BYTES: u64 = 1 << 30;
 
 /// An opened cache directory.
 pub(crate) struct DiskCache {
@@ -64,6 +74,12 @@ pub(crate) enum Miss {
 impl DiskCache {
     /// Open (creating it, mode 0700) a cache directory for `engine`.
     pub(crate) fn open(dir: &Path, engine: &Engine) -> io::Result<DiskCache> {
+        Self::open_with_limit(dir, engine, OWN_MAX_BYTES)
+    }
+
+    /// [`DiskCache::open`], keeping at most `max_bytes` of this engine's
+    /// entries.
+    fn open_with_limit(dir: &Path, engine: &Engine, max_bytes: u64) -> io::Result<DiskCache> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -74,35 +90,57 @@ impl DiskCache {
             key,
             compat: compat_hash(engine),
         };
-        cache.prune();
+        cache.prune(max_bytes);
         Ok(cache)
     }
 
     /// Remove what can no longer be used (see the module documentation).
     /// Best effort: a file that cannot be read or removed is left alone.
-    fn prune(&self) {
+    fn prune(&self, max_bytes: u64) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
         };
         let now = std::time::SystemTime::now();
+        let remove = |path: &Path, name: &str| {
+            let removed = fs::remove_file(path).is_ok();
+            if removed {
+                tracing::debug!(file = name, "removed a stale component cache file");
+            }
+            removed
+        };
+        // This engine's entries that stay: (last use, size, path, name).
+        let mut own = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 continue;
             };
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let modified = meta.modified().unwrap_or(now);
+            let age = now.duration_since(modified).unwrap_or_default();
             let limit = match classify(name, &self.compat[..32]) {
                 Some(Stale::OtherEngine) => OTHER_ENGINE_STALE,
                 Some(Stale::Temp) => TEMP_STALE,
+                Some(Stale::Own) => OWN_UNUSED,
                 None => continue,
             };
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > limit);
-            if old && fs::remove_file(entry.path()).is_ok() {
-                tracing::debug!(file = name, "removed a stale component cache file");
+            if age > limit && remove(&entry.path(), name) {
+                continue;
+            }
+            if classify(name, &self.compat[..32]) == Some(Stale::Own) {
+                own.push((modified, meta.len(), entry.path(), name.to_string()));
+            }
+        }
+        let mut total: u64 = own.iter().map(|(_, len, _, _)| len).sum();
+        own.sort();
+        for (_, len, path, name) in own {
+            if total <= max_bytes {
+                break;
+            }
+            if remove(&path, &name) {
+                total = total.saturating_sub(len);
             }
         }
     }
@@ -152,6 +190,10 @@ impl DiskCache {
             return Err(reject("integrity tag mismatch"));
         }
         bytes.drain(..MAGIC.len() + TAG_LEN);
+        // Record the use, for pruning (best effort).
+        if let Ok(file) = OpenOptions::new().write(true).open(&path) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
         Ok(bytes)
     }
 
@@ -170,6 +212,9 @@ enum Stale {
     OtherEngine,
     /// `.<entry>.<random>.tmp`, left by an interrupted write.
     Temp,
+    /// `<digest>-<engine>.cwasm` for our engine: removed when long unused,
+    /// or when the cache is over its size.
+    Own,
 }
 
 /// Which kind of removable file `name` is, given our engine tag; `None` for
@@ -182,7 +227,14 @@ fn classify(name: &str, engine_tag: &str) -> Option<Stale> {
     let stem = name.strip_suffix(&format!(".{EXTENSION}"))?;
     let (digest, engine) = stem.split_once('-')?;
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex(digest, 64) && hex(engine, 32) && engine != engine_tag).then_some(Stale::OtherEngine)
+    if !(hex(digest, 64) && hex(engine, 32)) {
+        return None;
+    }
+    Some(if engine == engine_tag {
+        Stale::Own
+    } else {
+        Stale::OtherEngine
+    })
 }
 
 /// Hex sha256 of the engine's `precompile_compatibility_hash`.
@@ -353,7 +405,7 @@ mod tests {
         let other = "f".repeat(32);
         let digest = "ab".repeat(32);
         let entry = |engine: &str| format!("{digest}-{engine}.{EXTENSION}");
-        assert_eq!(classify(&entry(&ours), &ours), None);
+        assert_eq!(classify(&entry(&ours), &ours), Some(Stale::Own));
         assert_eq!(classify(&entry(&other), &ours), Some(Stale::OtherEngine));
         assert_eq!(
             classify(&format!(".{}.1a2b.tmp", entry(&ours)), &ours),
@@ -410,6 +462,47 @@ mod tests {
         assert!(new_other.exists(), "a recent entry of another engine stays");
         assert!(foreign.exists(), "files the cache did not write stay");
         assert_eq!(reopened.get(&digest).unwrap(), b"payload");
+    }
+
+    #[test]
+    fn opening_prunes_long_unused_entries_and_keeps_the_size_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path(), &engine()).unwrap();
+        let age = |digest: &str, age: std::time::Duration| {
+            OpenOptions::new()
+                .write(true)
+                .open(cache.entry_path(digest))
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - age)
+                .unwrap();
+        };
+        let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+        let (unused, oldest, older, recent) = (
+            "a1".repeat(32),
+            "b2".repeat(32),
+            "c3".repeat(32),
+            "d4".repeat(32),
+        );
+        for d in [&unused, &oldest, &older, &recent] {
+            cache.put(d, &[7u8; 1000]).unwrap();
+        }
+        age(&unused, OWN_UNUSED + minutes(1));
+        age(&oldest, minutes(30));
+        age(&older, minutes(20));
+        age(&recent, minutes(10));
+        // A hit counts as a use: `oldest` becomes the most recent.
+        let reopened = DiskCache::open(dir.path(), &engine()).unwrap();
+        assert!(
+            matches!(reopened.get(&unused), Err(Miss::Absent)),
+            "unused for 30 days"
+        );
+        assert_eq!(reopened.get(&oldest).unwrap(), [7u8; 1000]);
+        // Room for two entries (each is 1000 bytes plus the header):
+        // the least recently used goes.
+        let bounded = DiskCache::open_with_limit(dir.path(), &engine(), 2100).unwrap();
+        assert!(matches!(bounded.get(&older), Err(Miss::Absent)));
+        assert!(bounded.get(&recent).is_ok());
+        assert!(bounded.get(&oldest).is_ok());
     }
 
     #[test]
