@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use keyward_runtime::Warmup;
+
 use crate::BenchArgs;
+use crate::cases::{Case, Input};
 use crate::inspect::human_size;
 use crate::plugin;
 use crate::test::{call, check_worlds, select};
@@ -21,6 +24,9 @@ struct CaseBench {
     p99_us: f64,
     /// Growth of the process's peak resident memory while the case ran.
     peak_rss_delta_bytes: u64,
+    /// Timed from a snapshot warmed with the case's configuration
+    /// (`--preinit`).
+    preinitialized: bool,
     /// `None` when the case's expectation held on the first call.
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<String>,
@@ -55,22 +61,46 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
     let cached_hit = loaded.plugin.load_stats().cache_hit;
     check_worlds(&cases, &loaded.api, &args.component)?;
 
+    let bytes = if args.preinit {
+        std::fs::read(&args.component)
+            .with_context(|| format!("cannot read {}", args.component.display()))?
+    } else {
+        Vec::new()
+    };
     let mut results = Vec::with_capacity(cases.len());
     for case in &cases {
+        // With --preinit, a plugin of its own per case (the compiled
+        // component is shared), warmed with the case's configuration.
+        let own;
+        let plugin = if args.preinit {
+            own = plugin::load(&runtime, &args.component)?.plugin;
+            if let Err(e) = own.preinitialize(&bytes, &warmup(case)) {
+                tracing::debug!(case = %case.name, "timed without pre-initialisation: {e}");
+            }
+            &own
+        } else {
+            &loaded.plugin
+        };
+        let preinitialized = plugin.load_stats().preinitialized;
         // The first call also checks the case, so a benchmark never measures
         // a broken call by accident.
-        let first = call(&loaded.plugin, case);
+        let first = call(plugin, case);
         let failure = case.check(&first).err().map(|m| m.summary);
         let rss_before = memory::current_rss();
         memory::reset_peak();
         let mut times = Vec::with_capacity(args.iterations as usize);
         for _ in 0..args.iterations {
             let t = Instant::now();
-            let outcome = call(&loaded.plugin, case);
+            let outcome = call(plugin, case);
             times.push(t.elapsed());
             drop(outcome);
         }
         let peak = memory::peak_rss().saturating_sub(rss_before);
+        if args.preinit {
+            // Each case's snapshot is compiled code of its own: let it go
+            // (the plain component is deserialized again from the cache).
+            runtime.unload_all();
+        }
         times.sort();
         results.push(CaseBench {
             name: case.name.clone(),
@@ -79,6 +109,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
             p50_us: micros(percentile(&times, 50.0)),
             p99_us: micros(percentile(&times, 99.0)),
             peak_rss_delta_bytes: peak,
+            preinitialized,
             failure,
         });
     }
@@ -97,6 +128,21 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
         print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a running agent would warm a plugin up with for this case: its
+/// settings, and for a renderer's plan or render its template.
+fn warmup(case: &Case) -> Warmup {
+    let plans = match &case.input {
+        Input::Plan { template } | Input::Render { template, .. } => {
+            vec![(template.clone(), case.settings.clone())]
+        }
+        Input::ValidateSettings | Input::Decide { .. } => Vec::new(),
+    };
+    Warmup {
+        settings: vec![case.settings.clone()],
+        plans,
+    }
 }
 
 fn print_table(r: &Report) {
@@ -124,13 +170,18 @@ fn print_table(r: &Report) {
     );
     for c in &r.cases {
         println!(
-            "{:<width$}  {:<17}  {:>6}  {:>10.1}  {:>10.1}  {:>10}{}",
+            "{:<width$}  {:<17}  {:>6}  {:>10.1}  {:>10.1}  {:>10}{}{}",
             c.name,
             c.call,
             c.iterations,
             c.p50_us,
             c.p99_us,
             human_size(c.peak_rss_delta_bytes),
+            if c.preinitialized {
+                "  (pre-initialised)"
+            } else {
+                ""
+            },
             c.failure
                 .as_ref()
                 .map(|f| format!("  (case fails: {f})"))

@@ -143,6 +143,11 @@ pub struct BenchArgs {
     /// Only run cases whose name contains this string.
     #[arg(long, value_name = "SUBSTR")]
     pub filter: Option<String>,
+    /// Time each case with the plugin pre-initialised with that case's
+    /// settings (and template), as a running agent runs it. A case whose
+    /// warm-up is refused (invalid settings, for one) is timed without.
+    #[arg(long)]
+    pub preinit: bool,
     /// Print a JSON report instead of a table.
     #[arg(long)]
     pub json: bool,

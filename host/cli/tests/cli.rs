@@ -504,3 +504,63 @@ fn policy_check_allows_and_denies() {
         "{out}"
     );
 }
+
+#[test]
+fn plugin_bench_can_time_pre_initialised_plugins() {
+    let cases = root().join("plugins/policy-rules/cases");
+    let o = keyward(&[
+        "plugin",
+        "bench",
+        p(&component("policy-rules")),
+        "--cases",
+        p(&cases),
+        "--filter",
+        "00",
+        "--iterations",
+        "3",
+        "--preinit",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = doc["cases"].as_array().unwrap();
+    assert!(rows.len() >= 5, "{doc}");
+    for row in rows {
+        assert_eq!(row["preinitialized"], true, "{row}");
+        assert!(row.get("failure").is_none(), "{row}");
+    }
+    // Invalid settings cannot be warmed with: that case is timed cold.
+    let o = keyward(&[
+        "plugin",
+        "bench",
+        p(&component("policy-rules")),
+        "--cases",
+        p(&cases),
+        "--filter",
+        "051-bad-json",
+        "--iterations",
+        "3",
+        "--preinit",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("051-bad-json") && !out.contains("(pre-initialised)"),
+        "{out}"
+    );
+    // Without the flag nothing is pre-initialised.
+    let o = keyward(&[
+        "plugin",
+        "bench",
+        p(&component("policy-rules")),
+        "--cases",
+        p(&cases),
+        "--filter",
+        "001",
+        "--iterations",
+        "3",
+        "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["cases"][0]["preinitialized"], false, "{doc}");
+}
