@@ -290,21 +290,11 @@ impl Agent {
             });
         }
         let mut renderers = std::collections::BTreeMap::new();
+        // Renderer plugins by name, warmed up below from the bindings.
+        let mut renderer_plugins = Vec::new();
         for (p, plugin) in loaded {
             let (plugin, path) = plugin?;
-            // The settings and templates of every binding that uses it,
-            // exactly as the pipeline will pass them.
-            let mut warmup = Warmup::default();
-            for b in cfg.bindings().iter().filter(|b| b.renderer == p.name) {
-                if !warmup.settings.contains(&b.settings) {
-                    warmup.settings.push(b.settings.clone());
-                }
-                let plan = (b.template.clone(), b.settings.clone());
-                if !warmup.plans.contains(&plan) {
-                    warmup.plans.push(plan);
-                }
-            }
-            warmups.push((plugin.clone(), path, warmup));
+            renderer_plugins.push((p.name.clone(), plugin.clone(), path));
             let r = plugin.renderer().map_err(|e| Error::Plugin {
                 name: p.name.clone(),
                 source: Box::new(e),
@@ -343,6 +333,21 @@ impl Agent {
                 target: b.target,
                 secrets: b.secrets,
             });
+        }
+        // A renderer is warmed up with the settings and templates of every
+        // binding that uses it, exactly as the pipeline passes them.
+        for (name, plugin, path) in renderer_plugins {
+            let mut warmup = Warmup::default();
+            for b in bindings.iter().filter(|b| b.renderer_name == name) {
+                if !warmup.settings.contains(&b.settings) {
+                    warmup.settings.push(b.settings.clone());
+                }
+                let plan = (b.template.clone(), b.settings.clone());
+                if !warmup.plans.contains(&plan) {
+                    warmup.plans.push(plan);
+                }
+            }
+            warmups.push((plugin, path, warmup));
         }
         let pipeline = Pipeline::new(policies, cfg.mount_table()).with_auditor(auditor.clone());
         pipeline.validate(&bindings).await?;
@@ -610,8 +615,6 @@ fn plugin_dir(cfg: &AgentConfig) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/keyward/plugins"))
 }
 
-/// A bare name (`render-template` or `render-template.wasm`) is looked up in
-/// the plugin directory; a path is relative to the configuration file.
 /// Warm every plugin up with its configuration on a thread of its own,
 /// one plugin after the other, so that the first render is not
 /// delayed; each call started afterwards runs from the snapshot. A
@@ -625,9 +628,9 @@ fn preinitialize_in_background(warmups: Vec<(keyward_runtime::Plugin, PathBuf, W
                     continue;
                 }
                 // componentize-py / componentize-js guests are snapshots
-                // of an interpreter already: a second one costs seconds of
-                // compiling and a memory image of tens of MiB, and their
-                // heaps are larger than one transfer may carry.
+                // of an interpreter already: a second one costs 20-25 s of
+                // compiling and a memory image of tens of MiB, for guests
+                // that keep nothing parsed.
                 if matches!(plugin.language(), Some("python" | "javascript")) {
                     tracing::debug!(
                         plugin = plugin.name(),
@@ -662,6 +665,8 @@ fn preinitialize_in_background(warmups: Vec<(keyward_runtime::Plugin, PathBuf, W
     }
 }
 
+/// A bare name (`render-template` or `render-template.wasm`) is looked up in
+/// the plugin directory; a path is relative to the configuration file.
 fn resolve_component(component: &Path, config_dir: &Path, plugin_dir: &Path) -> PathBuf {
     if component.is_absolute() {
         return component.to_path_buf();

@@ -67,10 +67,11 @@ pub struct Plugins {
     #[serde(default)]
     pub renderers: Vec<PluginConfig>,
     /// A long-running agent warms every plugin up with its settings and
-    /// templates in the background, after the first render, and starts
-    /// every later call from a snapshot of that instance (parsed settings
-    /// and templates included). Costs one extra compile per plugin and
-    /// configuration, cached on disk. Default: true.
+    /// templates on a background thread (the first render does not wait
+    /// for it) and starts every later call from a snapshot of that
+    /// instance (parsed settings and templates included). Costs one extra
+    /// compile per plugin and configuration, cached on disk. Interpreted
+    /// guests (Python, JavaScript) are skipped. Default: true.
     #[serde(default = "default_true")]
     pub preinitialize: bool,
 }

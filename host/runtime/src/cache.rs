@@ -120,16 +120,18 @@ impl DiskCache {
             };
             let modified = meta.modified().unwrap_or(now);
             let age = now.duration_since(modified).unwrap_or_default();
-            let limit = match classify(name, &self.compat[..32]) {
-                Some(Stale::OtherEngine) => OTHER_ENGINE_STALE,
-                Some(Stale::Temp) => TEMP_STALE,
-                Some(Stale::Own) => OWN_UNUSED,
-                None => continue,
+            let Some(kind) = classify(name, &self.compat[..32]) else {
+                continue;
+            };
+            let limit = match kind {
+                Stale::OtherEngine => OTHER_ENGINE_STALE,
+                Stale::Temp => TEMP_STALE,
+                Stale::Own => OWN_UNUSED,
             };
             if age > limit && remove(&entry.path(), name) {
                 continue;
             }
-            if classify(name, &self.compat[..32]) == Some(Stale::Own) {
+            if kind == Stale::Own {
                 own.push((modified, meta.len(), entry.path(), name.to_string()));
             }
         }

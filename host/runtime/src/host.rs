@@ -111,13 +111,13 @@ impl HostState {
         &mut self.limiter
     }
 
-    /// The reason a host-side check stopped the call, if one did.
     /// Whether any WASI resource (stream, pollable, descriptor, ...) is
     /// alive in this call's table.
     pub(crate) fn holds_resources(&self) -> bool {
         !self.table.is_empty()
     }
 
+    /// The reason a host-side check stopped the call, if one did.
     pub(crate) fn take_stop(&mut self) -> Option<HostStop> {
         self.stop.take().or_else(|| {
             self.limiter

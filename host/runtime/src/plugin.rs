@@ -2,7 +2,6 @@
 //! plugin's limits, run on tokio's blocking pool behind the runtime's
 //! semaphore; failures mapped to `PluginFailure`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,6 @@ struct PluginInner {
     metadata: Arc<Loaded>,
     runtime: Arc<RuntimeInner>,
     stats: LoadStats,
-    preinitialized: AtomicBool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -91,7 +89,6 @@ impl Plugin {
                 metadata: loaded.clone(),
                 loaded: RwLock::new(loaded),
                 runtime,
-                preinitialized: AtomicBool::new(stats.preinitialized),
                 stats,
             }),
         }
@@ -126,7 +123,7 @@ impl Plugin {
     /// pre-initialised snapshot).
     pub fn load_stats(&self) -> LoadStats {
         LoadStats {
-            preinitialized: self.inner.preinitialized.load(Ordering::Relaxed),
+            preinitialized: self.inner.current().preinitialized,
             ..self.inner.stats
         }
     }
@@ -151,7 +148,6 @@ impl Plugin {
             warmup,
         )?;
         *self.inner.loaded.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
-        self.inner.preinitialized.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -323,6 +319,14 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 impl PluginInner {
+    /// What a call instantiates now.
+    fn current(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn deadline(&self, call: Call) -> Duration {
         match call {
             Call::Decide => self.limits.decide_deadline,
@@ -347,11 +351,7 @@ impl PluginInner {
             redactor,
         );
 
-        let loaded = self
-            .loaded
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let loaded = self.current();
         let instance = loaded.pre.instantiate(&mut store);
         let outcome = match instance {
             Err(e) => Err((true, e)),

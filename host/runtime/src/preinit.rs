@@ -116,6 +116,9 @@ fn snapshot_inner(
     bytes: &[u8],
     warmup: &Warmup,
 ) -> Result<Vec<u8>, String> {
+    if world == World::Policy && !warmup.plans.is_empty() {
+        return Err("plan warm-ups are for renderers".into());
+    }
     let wizer = Wizer::new();
     let (context, instrumented) = wizer
         .instrument_component(bytes)
@@ -168,9 +171,6 @@ fn snapshot_inner(
                 run(&mut store, "validate-settings", &mut |s| {
                     guest.call_validate_settings(s, settings)
                 })?;
-            }
-            if !warmup.plans.is_empty() {
-                return Err("plan warm-ups are for renderers".into());
             }
         }
         World::Renderer => {

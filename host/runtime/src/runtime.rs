@@ -68,6 +68,8 @@ pub(crate) struct Loaded {
     pub(crate) language: Option<String>,
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) guest: GuestIndices,
+    /// A snapshot taken after a warm-up (see `preinit`).
+    pub(crate) preinitialized: bool,
 }
 
 pub(crate) enum GuestIndices {
@@ -206,14 +208,12 @@ impl Runtime {
             })?;
         let mut loaded = loaded;
         let mut cache_hit = cache_hit;
-        let mut preinitialized = false;
         if let Some(warmup) = spec.warmup.as_ref().filter(|w| !w.is_empty()) {
             let t = Instant::now();
             match self.preinitialized(name, &limits, &loaded, &bytes, warmup) {
                 Ok((snapshot, hit)) => {
                     loaded = snapshot;
                     cache_hit &= hit;
-                    preinitialized = true;
                     tracing::debug!(
                         cache_hit = hit,
                         elapsed_ms = t.elapsed().as_secs_f64() * 1e3,
@@ -231,7 +231,7 @@ impl Runtime {
             cache_hit,
             compile_ms,
             load_ms: started.elapsed().as_secs_f64() * 1e3,
-            preinitialized,
+            preinitialized: loaded.preinitialized,
         };
         tracing::debug!(
             digest = %loaded.digest,
@@ -373,6 +373,7 @@ impl Runtime {
             language,
             pre,
             guest,
+            preinitialized: false,
         })
     }
 
@@ -436,9 +437,12 @@ impl Runtime {
                 (component, false)
             }
         };
-        let loaded = self
-            .link(name, &component, &plain.digest, plain.language.clone())
-            .map_err(|e| format!("the snapshot does not link: {e}"))?;
+        let loaded = Loaded {
+            preinitialized: true,
+            ..self
+                .link(name, &component, &plain.digest, plain.language.clone())
+                .map_err(|e| format!("the snapshot does not link: {e}"))?
+        };
         let loaded = self
             .lock_loaded()
             .entry(table_key)
