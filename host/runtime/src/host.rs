@@ -54,7 +54,10 @@ impl std::error::Error for Stopped {}
 /// Store data of one call.
 pub(crate) struct HostState {
     table: ResourceTable,
-    wasi: WasiCtx,
+    /// Built on the first WASI call: most calls make none (a plugin that
+    /// neither prints nor asks for the time or randomness), and building
+    /// one seeds random generators and clocks.
+    wasi: Option<WasiCtx>,
     limiter: Limiter,
     pub(crate) log: LogSink,
     pub(crate) stdout: CapturePipe,
@@ -73,21 +76,9 @@ impl HostState {
     ) -> Self {
         let stdout = CapturePipe::new(limits.output_bytes);
         let stderr = CapturePipe::new(limits.output_bytes);
-        let mut builder = WasiCtxBuilder::new();
-        // No preopened directories, no environment, no arguments (all
-        // absent unless added); stdin is empty; sockets are refused both by
-        // protocol and by address.
-        builder
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .max_random_size(MAX_RANDOM_BYTES);
         HostState {
             table: ResourceTable::new(),
-            wasi: builder.build(),
+            wasi: None,
             limiter: Limiter {
                 limit: limits.memory_bytes,
                 used: 0,
@@ -128,10 +119,29 @@ impl HostState {
     }
 }
 
+/// The WASI context of a call: no preopened directories, no environment,
+/// no arguments (all absent unless added); stdin is empty; stdout and
+/// stderr are the call's capture pipes; sockets are refused both by
+/// protocol and by address.
+fn wasi_ctx(stdout: &CapturePipe, stderr: &CapturePipe) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .max_random_size(MAX_RANDOM_BYTES);
+    builder.build()
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| wasi_ctx(&self.stdout, &self.stderr)),
             table: &mut self.table,
         }
     }
@@ -147,7 +157,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.allow_shadowing(true);
     monotonic_clock::add_to_linker::<HostState, BoundedClock>(linker, |s| BoundedClockView {
         inner: WasiClocksCtxView {
-            ctx: s.wasi.clocks(),
+            ctx: s
+                .wasi
+                .get_or_insert_with(|| wasi_ctx(&s.stdout, &s.stderr))
+                .clocks(),
             table: &mut s.table,
         },
         deadline: s.deadline,
