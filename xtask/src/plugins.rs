@@ -130,18 +130,22 @@ impl Builder for RustGuests {
             return Ok(Vec::new());
         }
         tools::ensure_wasm_target()?;
-        let mut cmd = cargo();
-        cmd.args([
-            "build",
-            "--target",
-            tools::WASM_TARGET,
-            "--profile",
-            "plugin",
-        ]);
+        // One build per crate: cargo unifies dependency features across
+        // the packages of one build, and a `no_std` guest (policy-rules)
+        // must not get `std` turned on in its dependencies by a neighbour.
         for p in &packages {
-            cmd.args(["-p", p]);
+            let mut cmd = cargo();
+            cmd.args([
+                "build",
+                "--target",
+                tools::WASM_TARGET,
+                "--profile",
+                "plugin",
+                "-p",
+                p,
+            ]);
+            exec(&mut cmd)?;
         }
-        exec(&mut cmd)?;
         let wasm_dir = root.join("target").join(tools::WASM_TARGET).join("plugin");
         packages
             .iter()

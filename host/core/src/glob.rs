@@ -1,6 +1,12 @@
 //! Glob patterns for paths and names: `*` matches within one `/`-separated
 //! segment, `**` matches across segments, `?` matches one character other
 //! than `/`. Everything else matches itself.
+//!
+//! `core` and `alloc` only: the `policy-rules` plugin, built without
+//! `std`, compiles this file as its own module.
+
+use alloc::vec;
+use alloc::vec::Vec;
 
 /// Whether `text` matches `pattern`.
 pub fn matches(pattern: &str, text: &str) -> bool {

@@ -6,6 +6,8 @@
 //! `SecretSource`, `AuditSink`). It performs no I/O and depends on no other
 //! Keyward crate.
 
+extern crate alloc;
+
 mod audit;
 mod check;
 mod error;

@@ -9,7 +9,10 @@
 //!    grants it with the rule's limits otherwise;
 //! 3. otherwise `default` decides: deny, or abstain.
 
-use keyward_core::{DeliveryKind, Grant, SecretDecision, SecretRequest, Verdict, Workload};
+#[cfg(target_arch = "wasm32")]
+use crate::prelude::*;
+
+use crate::model::{DeliveryKind, Grant, SecretDecision, SecretRequest, Verdict, Workload};
 
 use crate::settings::{Action, Allow, Fallback, Matcher, Policy, Rule, Scope};
 
@@ -89,7 +92,7 @@ impl Matcher {
                 .is_none_or(|ps: &Vec<crate::pattern::Glob>| ps.iter().any(|p| p.matches(value)))
         };
         let labels = |wanted: &[(String, crate::pattern::Glob)],
-                      have: &std::collections::BTreeMap<String, String>| {
+                      have: &alloc::collections::BTreeMap<String, String>| {
             wanted
                 .iter()
                 .all(|(name, p)| have.get(name).is_some_and(|v| p.matches(v)))
@@ -190,7 +193,7 @@ fn join(kinds: &[DeliveryKind]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use keyward_core::Engine;
+    use crate::model::Engine;
 
     use super::*;
 
@@ -204,7 +207,6 @@ mod tests {
             labels: [("app".into(), "api".into())].into(),
             namespace_labels: [("team".into(), "alpha".into())].into(),
             images: vec!["registry.example.com/team-a/api:1.2".into()],
-            ..Workload::default()
         }
     }
 

@@ -2,6 +2,9 @@
 //! `<number><unit>` parts with units `d`, `h`, `m`, `s` in that order
 //! (`"90s"`, `"15m"`, `"1h30m"`, `"7d"`).
 
+#[cfg(target_arch = "wasm32")]
+use crate::prelude::*;
+
 use crate::json::Json;
 
 const HINT: &str = "use a positive number of seconds (3600) or a duration such as \

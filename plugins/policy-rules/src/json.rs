@@ -15,8 +15,11 @@
 //! object keeps the position of its first occurrence and the value of its
 //! last, as `serde_json::Map::insert` does.
 
-use std::borrow::Cow;
-use std::fmt;
+#[cfg(target_arch = "wasm32")]
+use crate::prelude::*;
+
+use alloc::borrow::Cow;
+use core::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;

@@ -1,3 +1,4 @@
+#![cfg_attr(target_arch = "wasm32", no_std)]
 //! `policy-rules`: Keyward's first-party declarative policy plugin.
 //!
 //! Built for `wasm32-wasip2`, this crate is a component of the `policy` world
@@ -7,15 +8,44 @@
 //! with placeholders, with limits (keys, TTL cap, delivery kinds, targets).
 //! `README.md` documents the settings schema.
 //!
-//! The decision logic is plain Rust over `keyward-core`'s types so that it
-//! tests natively; the WIT glue (`component`, wasm32 only) only converts.
-//! It depends on `keyward-core` alone, and never sees a secret value.
+//! The decision logic is plain Rust over the crate's own [`model`] of the
+//! WIT types, so that it tests natively; the WIT glue (`component`, wasm32
+//! only) only converts. It never sees a secret value.
+//!
+//! On wasm32 the crate is `no_std` (with `alloc`): Rust's `std` on
+//! `wasm32-wasip2` links WASI's CLI, I/O and terminal interfaces (13
+//! imports) for panics and stdio this plugin never uses, and every
+//! instantiation pays for wiring them up. Without them the component
+//! imports only `keyward:plugin/types`, and a sandboxed `decide` costs about
+//! a third less. The allocator and the panic handler are in `component`.
+
+extern crate alloc;
 
 mod decide;
 mod duration;
+/// `keyward-core`'s glob matcher: the pattern language the host documents,
+/// shared by source so that this `no_std` guest need not link the host's
+/// crate.
+#[path = "../../../host/core/src/glob.rs"]
+#[allow(
+    unreachable_pub,
+    reason = "the file is also keyward-core's public module"
+)]
+mod glob;
 mod json;
+pub mod model;
 mod pattern;
 mod settings;
+
+/// What `std`'s prelude would bring, for the `no_std` build.
+#[cfg(target_arch = "wasm32")]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
 
 #[cfg(target_arch = "wasm32")]
 #[expect(
@@ -24,27 +54,39 @@ mod settings;
 )]
 mod component;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
 
-use keyward_core::{DecideRequest, PluginError, SecretDecision};
+use crate::model::{DecideRequest, PluginError, SecretDecision};
+#[cfg(target_arch = "wasm32")]
+use crate::prelude::*;
 
 pub use settings::Policy;
 
 /// Settings documents kept parsed (the most recently validated ones).
 const KEPT: usize = 4;
 
-thread_local! {
-    /// The last settings documents `validate-settings` accepted, parsed.
-    /// Every call runs in a fresh instance, so this only lasts if the host
-    /// pre-initialises the plugin: it calls `validate-settings` with the
-    /// configured settings and snapshots the instance, and every later
-    /// `decide` with the same text (compared byte for byte) skips parsing.
-    static KNOWN: RefCell<Vec<(String, Rc<Policy>)>> = const { RefCell::new(Vec::new()) };
+/// The last settings documents `validate-settings` accepted, parsed.
+/// Every call runs in a fresh instance, so this only lasts if the host
+/// pre-initialises the plugin: it calls `validate-settings` with the
+/// configured settings and snapshots the instance, and every later
+/// `decide` with the same text (compared byte for byte) skips parsing.
+type Known = Vec<(String, Rc<Policy>)>;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn with_known<R>(f: impl FnOnce(&mut Known) -> R) -> R {
+    std::thread_local! {
+        static KNOWN: std::cell::RefCell<Known> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    KNOWN.with_borrow_mut(f)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn with_known<R>(f: impl FnOnce(&mut Known) -> R) -> R {
+    component::with_known(f)
 }
 
 fn known(settings: &str) -> Option<Rc<Policy>> {
-    KNOWN.with_borrow(|known| {
+    with_known(|known| {
         known
             .iter()
             .find(|(text, _)| text == settings)
@@ -58,7 +100,7 @@ pub fn validate_settings(settings: &str) -> Result<(), PluginError> {
         return Ok(());
     }
     let policy = Policy::parse(settings).map_err(PluginError::InvalidSettings)?;
-    KNOWN.with_borrow_mut(|known| {
+    with_known(|known| {
         if known.len() == KEPT {
             known.remove(0);
         }
@@ -90,7 +132,7 @@ pub fn decide(request: &DecideRequest) -> Result<Vec<SecretDecision>, PluginErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyward_core::{DeliveryKind, Engine, SecretRequest, Workload};
+    use crate::model::{DeliveryKind, Engine, SecretRequest, Workload};
 
     fn request(settings: &str) -> DecideRequest {
         DecideRequest {

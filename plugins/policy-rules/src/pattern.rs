@@ -18,9 +18,13 @@
 //! `*` or `?` has no usable value: the pattern then matches nothing. Values
 //! are inserted literally, never as glob syntax.
 
-use std::fmt;
+#[cfg(target_arch = "wasm32")]
+use crate::prelude::*;
 
-use keyward_core::Workload;
+use core::fmt;
+
+use crate::glob;
+use crate::model::Workload;
 
 /// A workload attribute a templated pattern refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +216,7 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
         "*" => text
             .strip_prefix(prefix)
             .is_some_and(|rest| !rest.contains('/')),
-        _ => keyward_core::glob::matches(pattern, text),
+        _ => glob::matches(pattern, text),
     }
 }
 
@@ -411,7 +415,7 @@ mod tests {
             for text in texts {
                 assert_eq!(
                     glob_matches(pattern, text),
-                    keyward_core::glob::matches(pattern, text),
+                    glob::matches(pattern, text),
                     "{pattern:?} vs {text:?}"
                 );
             }

@@ -11,9 +11,12 @@
 //! call gets a fresh instance), so a valid document should cost little more
 //! than reading it.
 
-use std::fmt;
+#[cfg(target_arch = "wasm32")]
+use crate::prelude::*;
 
-use keyward_core::{DeliveryKind, Engine};
+use core::fmt;
+
+use crate::model::{DeliveryKind, Engine};
 
 use crate::duration::parse_ttl;
 use crate::json::{Json, Object};

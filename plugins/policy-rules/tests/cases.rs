@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use keyward_core::{DecideRequest, Grant, PluginError, SecretRequest, Verdict, Workload};
+use keyward_core::{Grant, SecretRequest, Workload};
+use policy_rules::model::{self, PluginError, Verdict};
 use serde::Deserialize;
 
 /// The subset of the case format a policy uses; anything else (templates,
@@ -93,7 +94,73 @@ fn error_kind(e: &PluginError) -> (&'static str, &str) {
     match e {
         PluginError::InvalidSettings(m) => ("invalid-settings", m),
         PluginError::InvalidInput(m) => ("invalid-input", m),
-        PluginError::Failed(m) => ("failed", m),
+    }
+}
+
+/// The case files use `keyward-core`'s (serde) types; the plugin has its
+/// own model of the WIT types.
+fn request(
+    workload: &Workload,
+    secrets: &[SecretRequest],
+    settings: String,
+) -> model::DecideRequest {
+    model::DecideRequest {
+        workload: model::Workload {
+            cluster: workload.cluster.clone(),
+            namespace: workload.namespace.clone(),
+            service_account: workload.service_account.clone(),
+            kind: workload.kind.clone(),
+            name: workload.name.clone(),
+            labels: workload.labels.clone(),
+            namespace_labels: workload.namespace_labels.clone(),
+            images: workload.images.clone(),
+        },
+        secrets: secrets
+            .iter()
+            .map(|s| model::SecretRequest {
+                reference: s.reference.clone(),
+                engine: engine(s.engine),
+                mount: s.mount.clone(),
+                path: s.path.clone(),
+                version: s.version,
+                parameters: s.parameters.clone(),
+                delivery: s.delivery.iter().map(|k| delivery(*k)).collect(),
+            })
+            .collect(),
+        settings,
+    }
+}
+
+fn engine(e: keyward_core::Engine) -> model::Engine {
+    use keyward_core::Engine as E;
+    match e {
+        E::Kv1 => model::Engine::Kv1,
+        E::Kv2 => model::Engine::Kv2,
+        E::Database => model::Engine::Database,
+        E::Pki => model::Engine::Pki,
+        E::Transit => model::Engine::Transit,
+        E::Generic => model::Engine::Generic,
+    }
+}
+
+fn delivery(k: keyward_core::DeliveryKind) -> model::DeliveryKind {
+    use keyward_core::DeliveryKind as K;
+    match k {
+        K::Env => model::DeliveryKind::Env,
+        K::File => model::DeliveryKind::File,
+        K::KubeSecret => model::DeliveryKind::KubeSecret,
+    }
+}
+
+fn grant(g: &Grant) -> model::Grant {
+    model::Grant {
+        allowed_keys: g.allowed_keys.clone(),
+        max_ttl_seconds: g.max_ttl_seconds,
+        delivery: g
+            .delivery
+            .as_ref()
+            .map(|kinds| kinds.iter().map(|k| delivery(*k)).collect()),
+        targets: g.targets.clone(),
     }
 }
 
@@ -116,12 +183,9 @@ fn run(case: &Case) -> Result<(), String> {
             }
             policy_rules::validate_settings(&settings).map(|()| None)
         }
-        Call::Decide => policy_rules::decide(&DecideRequest {
-            workload: case.workload.clone(),
-            secrets: case.secrets.clone(),
-            settings,
-        })
-        .map(Some),
+        Call::Decide => {
+            policy_rules::decide(&request(&case.workload, &case.secrets, settings)).map(Some)
+        }
     };
     match (outcome, expect) {
         (
@@ -143,7 +207,7 @@ fn run(case: &Case) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
-        (Err(e), _) => Err(format!("unexpected error: {e}")),
+        (Err(e), _) => Err(format!("unexpected error: {e:?}")),
         (
             Ok(_),
             Expect {
@@ -193,7 +257,7 @@ fn run(case: &Case) -> Result<(), String> {
                     continue;
                 }
                 let verdict_ok = match (&got.verdict, want) {
-                    (Verdict::Allow(g), ExpectedDecision { allow: Some(w), .. }) => g == w,
+                    (Verdict::Allow(g), ExpectedDecision { allow: Some(w), .. }) => *g == grant(w),
                     (
                         Verdict::Deny(reason),
                         ExpectedDecision {
