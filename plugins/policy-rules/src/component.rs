@@ -61,15 +61,50 @@ pub(crate) fn with_known<R>(f: impl FnOnce(&mut crate::Known) -> R) -> R {
 }
 
 /// A panic traps the call (the host reports it as a trap) after logging
-/// its message through the host, which redacts and truncates it. A panic
-/// while reporting one only traps.
+/// its message through the host, which redacts and truncates it. The
+/// message is formatted on the stack, so reporting needs no allocation. A
+/// panic while reporting one only traps.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     static REPORTING: OneThread<Cell<bool>> = OneThread(Cell::new(false));
     if !REPORTING.0.replace(true) {
-        log(Level::Error, &format!("policy-rules panicked: {info}"));
+        let mut text = StackText::new();
+        let _ = core::fmt::write(&mut text, format_args!("policy-rules panicked: {info}"));
+        log(Level::Error, text.as_str());
     }
     core::arch::wasm32::unreachable()
+}
+
+/// A message in a fixed buffer, cut at a character boundary when full.
+struct StackText {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl StackText {
+    fn new() -> Self {
+        StackText {
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("policy-rules panicked")
+    }
+}
+
+impl core::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
 }
 
 /// WebAssembly page size.
