@@ -33,7 +33,7 @@ pub(crate) trait Builder {
 pub(crate) fn builders() -> Vec<Box<dyn Builder>> {
     vec![
         Box::new(RustGuests {
-            dirs: &["plugins", "tests/guests"],
+            dirs: RUST_GUEST_DIRS,
         }),
         Box::new(Examples),
     ]
@@ -116,16 +116,34 @@ struct RustGuests {
     dirs: &'static [&'static str],
 }
 
+/// Where the Rust guests live.
+const RUST_GUEST_DIRS: &[&str] = &["plugins", "tests/guests"];
+
+impl RustGuests {
+    fn packages(&self, root: &Path) -> Result<Vec<String>> {
+        let mut packages = Vec::new();
+        for dir in self.dirs {
+            packages.extend(crate_names(&root.join(dir))?);
+        }
+        Ok(packages)
+    }
+}
+
+/// Package names of every Rust guest crate.
+pub(crate) fn rust_guest_packages(root: &Path) -> Result<Vec<String>> {
+    RustGuests {
+        dirs: RUST_GUEST_DIRS,
+    }
+    .packages(root)
+}
+
 impl Builder for RustGuests {
     fn describe(&self) -> &'static str {
         "Rust guests (plugins/*, tests/guests/*) for wasm32-wasip2"
     }
 
     fn build(&self, root: &Path, out_dir: &Path) -> Result<Vec<Built>> {
-        let mut packages = Vec::new();
-        for dir in self.dirs {
-            packages.extend(crate_names(&root.join(dir))?);
-        }
+        let packages = self.packages(root)?;
         if packages.is_empty() {
             return Ok(Vec::new());
         }
