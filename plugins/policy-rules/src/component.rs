@@ -147,7 +147,8 @@ impl Bump {
 
     /// Make sure memory reaches `end` (exclusive).
     fn reach(&self, end: usize) -> bool {
-        let have = core::arch::wasm32::memory_size(0) * PAGE;
+        // A full 4 GiB memory would overflow 32-bit `usize`: saturate.
+        let have = core::arch::wasm32::memory_size(0).saturating_mul(PAGE);
         if end <= have {
             return true;
         }
