@@ -31,12 +31,7 @@ pub(crate) trait Builder {
 
 /// Every builder, in the order they run.
 pub(crate) fn builders() -> Vec<Box<dyn Builder>> {
-    vec![
-        Box::new(RustGuests {
-            dirs: RUST_GUEST_DIRS,
-        }),
-        Box::new(Examples),
-    ]
+    vec![Box::new(RustGuests), Box::new(Examples)]
 }
 
 /// The example plugins in every language (`examples/plugins/<lang>/<role>`),
@@ -110,31 +105,18 @@ pub(crate) fn build_all() -> Result<Vec<Built>> {
     Ok(built)
 }
 
-/// Rust guest crates (`wasm32-wasip2`, profile `plugin`): every directory
-/// with a Cargo.toml under the given folders.
-struct RustGuests {
-    dirs: &'static [&'static str],
-}
+/// Rust guest crates (`wasm32-wasip2`, profile `plugin`): see
+/// [`rust_guest_packages`].
+struct RustGuests;
 
-/// Where the Rust guests live.
-const RUST_GUEST_DIRS: &[&str] = &["plugins", "tests/guests"];
-
-impl RustGuests {
-    fn packages(&self, root: &Path) -> Result<Vec<String>> {
-        let mut packages = Vec::new();
-        for dir in self.dirs {
-            packages.extend(crate_names(&root.join(dir))?);
-        }
-        Ok(packages)
-    }
-}
-
-/// Package names of every Rust guest crate.
+/// Package names of every Rust guest crate: every directory with a
+/// Cargo.toml under `plugins/` and `tests/guests/`.
 pub(crate) fn rust_guest_packages(root: &Path) -> Result<Vec<String>> {
-    RustGuests {
-        dirs: RUST_GUEST_DIRS,
+    let mut packages = Vec::new();
+    for dir in ["plugins", "tests/guests"] {
+        packages.extend(crate_names(&root.join(dir))?);
     }
-    .packages(root)
+    Ok(packages)
 }
 
 impl Builder for RustGuests {
@@ -143,7 +125,7 @@ impl Builder for RustGuests {
     }
 
     fn build(&self, root: &Path, out_dir: &Path) -> Result<Vec<Built>> {
-        let packages = self.packages(root)?;
+        let packages = rust_guest_packages(root)?;
         if packages.is_empty() {
             return Ok(Vec::new());
         }

@@ -115,14 +115,14 @@ impl DiskCache {
             let Some(name) = name.to_str() else {
                 continue;
             };
+            let Some(kind) = classify(name, &self.compat[..32]) else {
+                continue;
+            };
             let Ok(meta) = entry.metadata() else {
                 continue;
             };
             let modified = meta.modified().unwrap_or(now);
             let age = now.duration_since(modified).unwrap_or_default();
-            let Some(kind) = classify(name, &self.compat[..32]) else {
-                continue;
-            };
             let limit = match kind {
                 Stale::OtherEngine => OTHER_ENGINE_STALE,
                 Stale::Temp => TEMP_STALE,

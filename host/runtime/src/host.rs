@@ -136,12 +136,21 @@ fn wasi_ctx(stdout: &CapturePipe, stderr: &CapturePipe) -> WasiCtx {
     builder.build()
 }
 
+/// The call's WASI context, built on first use. A function of the fields
+/// rather than a method, so that callers can borrow the resource table
+/// alongside it.
+fn lazy_wasi<'a>(
+    slot: &'a mut Option<WasiCtx>,
+    stdout: &CapturePipe,
+    stderr: &CapturePipe,
+) -> &'a mut WasiCtx {
+    slot.get_or_insert_with(|| wasi_ctx(stdout, stderr))
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: self
-                .wasi
-                .get_or_insert_with(|| wasi_ctx(&self.stdout, &self.stderr)),
+            ctx: lazy_wasi(&mut self.wasi, &self.stdout, &self.stderr),
             table: &mut self.table,
         }
     }
@@ -157,10 +166,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.allow_shadowing(true);
     monotonic_clock::add_to_linker::<HostState, BoundedClock>(linker, |s| BoundedClockView {
         inner: WasiClocksCtxView {
-            ctx: s
-                .wasi
-                .get_or_insert_with(|| wasi_ctx(&s.stdout, &s.stderr))
-                .clocks(),
+            ctx: lazy_wasi(&mut s.wasi, &s.stdout, &s.stderr).clocks(),
             table: &mut s.table,
         },
         deadline: s.deadline,
