@@ -9,7 +9,6 @@
 //! a guest should depend on the WIT contract, not on the host's crates.
 
 use alloc::collections::BTreeMap;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -113,7 +112,11 @@ impl SecretRequest {
         if self.path.is_empty() {
             self.mount.clone()
         } else {
-            format!("{}/{}", self.mount, self.path)
+            let mut path = String::with_capacity(self.mount.len() + 1 + self.path.len());
+            path.push_str(&self.mount);
+            path.push('/');
+            path.push_str(&self.path);
+            path
         }
     }
 }

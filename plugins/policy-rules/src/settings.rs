@@ -49,11 +49,19 @@ pub(crate) struct Rule {
 
 impl Rule {
     /// The rule as the `rule` field of a decision names it: `rules[0] team-a`.
+    /// Built without `core::fmt`: it runs for every decision, and the
+    /// formatting machinery costs more than the rest of a small decision.
     pub(crate) fn audit_label(&self) -> String {
-        match &self.name {
-            Some(name) => format!("rules[{}] {name}", self.index),
-            None => format!("rules[{}]", self.index),
+        let name = self.name.as_deref();
+        let mut label = String::with_capacity(32 + name.map_or(0, str::len));
+        label.push_str("rules[");
+        push_decimal(&mut label, self.index);
+        label.push(']');
+        if let Some(name) = name {
+            label.push(' ');
+            label.push_str(name);
         }
+        label
     }
 
     /// The rule as reasons name it: `rule "team-a" (rules[0])`.
@@ -62,6 +70,23 @@ impl Rule {
             Some(name) => format!("rule \"{name}\" (rules[{}])", self.index),
             None => format!("rule rules[{}]", self.index),
         }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b"0123456789"[n % 10];
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
     }
 }
 
@@ -574,6 +599,13 @@ mod tests {
     fn unnamed_rule_labels() {
         let p = Policy::parse(r#"{"rules": [{"deny": {"paths": ["**"]}}]}"#).unwrap();
         assert_eq!(p.rules[0].audit_label(), "rules[0]");
+        for index in [0, 7, 10, 99, 1234, usize::MAX] {
+            let rule = Rule {
+                index,
+                ..p.rules[0].clone()
+            };
+            assert_eq!(rule.audit_label(), format!("rules[{index}]"));
+        }
         assert_eq!(p.rules[0].describe(), "rule rules[0]");
     }
 
