@@ -3,7 +3,10 @@
 //!
 //! Needs `target/plugins/*.wasm` (`cargo xtask plugins`).
 
-use keyward_core::{PluginFailure, SandboxReason};
+use keyward_core::{
+    Artifact, DeliveryKind, PluginFailure, RenderRequest, SandboxReason, SecretRef, SecretValue,
+    Target, Workload,
+};
 use keyward_runtime::{PluginLimits, PluginSpec, Runtime, RuntimeConfig};
 use keyward_tests::{LogCapture, component};
 use serde_json::json;
@@ -64,4 +67,68 @@ fn policy_rules_out_of_memory_is_the_memory_limit_and_the_next_call_works() {
     plugin
         .validate_settings_blocking(&small)
         .expect("the next call works");
+}
+
+/// render-template allocates with the bump allocator too (freed memory is
+/// not reused, except for the most recent block), so a large render must
+/// still fit the memory limit with room to spare: 1500 keys of 1 KiB each,
+/// every one transformed (a temporary string each) and the whole map
+/// serialised once more, ~3 MiB of output (most of what the pipeline's
+/// 4 MiB output bound lets through), within half the default 64 MiB. It
+/// needs 16-24 MiB; wasi-libc's `malloc` needed 8-16 MiB.
+#[test]
+fn render_template_renders_megabytes_within_half_the_default_memory_limit() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let plugin = runtime
+        .load_bytes(
+            &component("render-template"),
+            &PluginSpec {
+                limits: Some(PluginLimits {
+                    memory_bytes: 32 << 20,
+                    ..PluginLimits::for_language(Some("rust"))
+                }),
+                ..PluginSpec::named("render-template")
+            },
+        )
+        .expect("load");
+    let value = "x".repeat(1024);
+    let data: serde_json::Map<String, serde_json::Value> = (0..1500)
+        .map(|i| (format!("key-{i:04}"), json!(value)))
+        .collect();
+    let secret = SecretValue::from_response(
+        &SecretRef::read("secret/data/big"),
+        &json!({"data": {"data": data, "metadata": {"version": 1}}}),
+    )
+    .expect("value");
+    let template = "{{ with secret \"secret/data/big\" }}\
+                    {{ range $k, $v := .Data.data }}{{ $k }}={{ $v | toUpper }}\n{{ end }}\
+                    {{ .Data.data | toJSON }}{{ end }}";
+    let request = RenderRequest {
+        workload: Workload::default(),
+        template: Some(template.into()),
+        settings: "{}".into(),
+        target: Target {
+            kind: DeliveryKind::File,
+            name: "big.txt".into(),
+            mode: None,
+        },
+        secrets: vec![secret],
+    };
+    let artifacts = plugin.render_blocking(&request).expect("render");
+    let [Artifact::File { contents, .. }] = artifacts.as_slice() else {
+        panic!("{artifacts:?}");
+    };
+    let contents = contents.expose();
+    let upper = "X".repeat(1024);
+    let lines = 1500 * ("key-0000=".len() + 1024 + 1);
+    let json_len = 2 + 1500 * ("\"key-0000\":\"\"".len() + 1024) + 1499;
+    assert_eq!(contents.len(), lines + json_len);
+    let text = std::str::from_utf8(contents).expect("utf-8");
+    assert!(text.starts_with(&format!("key-0000={upper}\nkey-0001={upper}\n")));
+    assert!(text.ends_with(&format!("\"key-1499\":\"{value}\"}}")));
 }

@@ -6,7 +6,11 @@
 
 use alloc::collections::BTreeMap;
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
+
+#[path = "../../common/bump.rs"]
+mod bump;
+use bump::{ALLOCATOR, OneThread};
 
 use crate::model;
 use crate::prelude::*;
@@ -45,14 +49,6 @@ impl Guest for Component {
     }
 }
 
-/// A value shared by the instance's one thread. A component instance never
-/// runs code on two threads (wasm32-wasip2 has no threads here), so
-/// nothing can observe it from elsewhere.
-struct OneThread<T>(T);
-
-// SAFETY: see `OneThread`: there is no second thread on this target.
-unsafe impl<T> Sync for OneThread<T> {}
-
 static KNOWN: OneThread<RefCell<crate::Known>> = OneThread(RefCell::new(Vec::new()));
 
 /// The settings cache (see `crate::with_known`).
@@ -70,114 +66,6 @@ pub(crate) fn with_known<R>(f: impl FnOnce(&mut crate::Known) -> R) -> R {
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
-}
-
-/// WebAssembly page size.
-const PAGE: usize = 65536;
-/// Pages the heap grows by at least, so that a growing vector does not ask
-/// the host for memory on every doubling.
-const MIN_GROW_PAGES: usize = 4;
-
-/// The global allocator: a bump allocator over the memory after the data
-/// and stack, growing it as needed. Every call runs in a fresh instance
-/// whose memory is thrown away afterwards, so freeing is not worth its
-/// bookkeeping: only the most recent block is freed or resized in place,
-/// which covers a growing `Vec` or `String` built last. What a call
-/// allocates in all stays bounded by the host's memory limit.
-struct Bump {
-    /// First free address; 0 until the first allocation.
-    next: Cell<usize>,
-    /// Start of the most recent block.
-    last: Cell<usize>,
-}
-
-#[global_allocator]
-static ALLOCATOR: OneThread<Bump> = OneThread(Bump {
-    next: Cell::new(0),
-    last: Cell::new(0),
-});
-
-unsafe extern "C" {
-    /// Where the heap starts (after data and stack), set by the linker.
-    static __heap_base: u8;
-}
-
-impl Bump {
-    fn next(&self) -> usize {
-        match self.next.get() {
-            0 => core::ptr::addr_of!(__heap_base) as usize,
-            n => n,
-        }
-    }
-
-    /// Make sure memory reaches `end` (exclusive).
-    fn reach(&self, end: usize) -> bool {
-        // A full 4 GiB memory would overflow 32-bit `usize`: saturate.
-        let have = core::arch::wasm32::memory_size(0).saturating_mul(PAGE);
-        if end <= have {
-            return true;
-        }
-        let needed = (end - have).div_ceil(PAGE);
-        core::arch::wasm32::memory_grow(0, needed.max(MIN_GROW_PAGES)) != usize::MAX
-            || core::arch::wasm32::memory_grow(0, needed) != usize::MAX
-    }
-
-    fn is_last(&self, ptr: *mut u8, size: usize) -> bool {
-        ptr as usize == self.last.get() && ptr as usize + size == self.next.get()
-    }
-}
-
-// SAFETY: `alloc` hands out disjoint blocks inside linear memory (aligned
-// as asked, checked against overflow, memory grown first); `dealloc` and
-// `realloc` only move `next` back or forth for the block that ends at it.
-unsafe impl GlobalAlloc for OneThread<Bump> {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let bump = &self.0;
-        let Some(start) = bump.next().checked_next_multiple_of(layout.align()) else {
-            return core::ptr::null_mut();
-        };
-        let Some(end) = start.checked_add(layout.size()) else {
-            return core::ptr::null_mut();
-        };
-        if !bump.reach(end) {
-            return core::ptr::null_mut();
-        }
-        bump.last.set(start);
-        bump.next.set(end);
-        start as *mut u8
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let bump = &self.0;
-        if bump.is_last(ptr, layout.size()) {
-            bump.next.set(ptr as usize);
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let bump = &self.0;
-        if bump.is_last(ptr, layout.size()) {
-            let Some(end) = (ptr as usize).checked_add(new_size) else {
-                return core::ptr::null_mut();
-            };
-            if !bump.reach(end) {
-                return core::ptr::null_mut();
-            }
-            bump.next.set(end);
-            return ptr;
-        }
-        // SAFETY: the caller's contract for `realloc` (a valid `layout`,
-        // non-zero `new_size` that does not overflow when aligned) is the
-        // one `alloc` needs; the old block stays valid for the copy.
-        unsafe {
-            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-            let new = self.alloc(new_layout);
-            if !new.is_null() {
-                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-            }
-            new
-        }
-    }
 }
 
 /// The canonical ABI's allocation entry point, which the host calls to

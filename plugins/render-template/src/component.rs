@@ -1,6 +1,6 @@
 //! WebAssembly component glue: the `renderer` world's exports, converting
-//! between the WIT types and the crate's native API. Compiled for `wasm32`
-//! only.
+//! between the WIT types and the crate's native API, and the global
+//! allocator. Compiled for `wasm32` only.
 
 // Generated code: its public items are not part of this crate's API.
 #[allow(unreachable_pub, missing_debug_implementations)]
@@ -10,6 +10,11 @@ mod bindings {
         world: "renderer",
     });
 }
+
+// The first-party plugins' bump allocator (see its docs): each call is a
+// fresh instance, and wasi-libc's `malloc` cost every render about a tenth.
+#[path = "../../common/bump.rs"]
+mod bump;
 
 use bindings::exports::keyward::plugin::render as wit;
 use bindings::keyward::plugin::types as wit_types;
