@@ -105,78 +105,95 @@ pub(crate) fn build_all() -> Result<Vec<Built>> {
     Ok(built)
 }
 
-/// Rust guest crates (`wasm32-wasip2`, profile `plugin`): see
-/// [`rust_guest_packages`].
+/// Rust guest crates (profile `plugin`): see [`rust_guests`].
 struct RustGuests;
 
-/// Package names of every Rust guest crate: every directory with a
-/// Cargo.toml under `plugins/` and `tests/guests/`.
-pub(crate) fn rust_guest_packages(root: &Path) -> Result<Vec<String>> {
-    let mut packages = Vec::new();
+/// A Rust guest crate and the target it is built for.
+pub(crate) struct RustGuest {
+    pub(crate) package: String,
+    /// `wasm32-wasip2` (the compiler links a component), or the target in
+    /// the manifest's `[package.metadata.keyward]` table, e.g.
+    /// `wasm32-unknown-unknown` for a guest that needs `std` but no WASI:
+    /// that builds a core module, made a component with
+    /// `wasm-tools component new`.
+    pub(crate) target: String,
+}
+
+/// Every Rust guest crate: every directory with a Cargo.toml under
+/// `plugins/` and `tests/guests/`.
+pub(crate) fn rust_guests(root: &Path) -> Result<Vec<RustGuest>> {
+    let mut guests = Vec::new();
     for dir in ["plugins", "tests/guests"] {
-        packages.extend(crate_names(&root.join(dir))?);
+        for manifest in crate_manifests(&root.join(dir))? {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("cannot read {}", manifest.display()))?;
+            let Some(package) = table_value(&text, "[package]", "name") else {
+                bail!("{}: no [package] name", manifest.display());
+            };
+            let target = table_value(&text, "[package.metadata.keyward]", "target")
+                .unwrap_or_else(|| tools::WASM_TARGET.to_string());
+            guests.push(RustGuest { package, target });
+        }
     }
-    Ok(packages)
+    Ok(guests)
 }
 
 impl Builder for RustGuests {
     fn describe(&self) -> &'static str {
-        "Rust guests (plugins/*, tests/guests/*) for wasm32-wasip2"
+        "Rust guests (plugins/*, tests/guests/*) for wasm32"
     }
 
     fn build(&self, root: &Path, out_dir: &Path) -> Result<Vec<Built>> {
-        let packages = rust_guest_packages(root)?;
-        if packages.is_empty() {
-            return Ok(Vec::new());
-        }
-        tools::ensure_wasm_target()?;
+        let guests = rust_guests(root)?;
         // One build per crate: cargo unifies dependency features across
         // the packages of one build, and a `no_std` guest (policy-rules)
         // must not get `std` turned on in its dependencies by a neighbour.
-        for p in &packages {
-            let mut cmd = cargo();
-            cmd.args([
+        let mut built = Vec::new();
+        for g in &guests {
+            tools::ensure_rust_target(&g.target)?;
+            exec(cargo().args([
                 "build",
                 "--target",
-                tools::WASM_TARGET,
+                &g.target,
                 "--profile",
                 "plugin",
                 "-p",
-                p,
-            ]);
-            exec(&mut cmd)?;
-        }
-        let wasm_dir = root.join("target").join(tools::WASM_TARGET).join("plugin");
-        packages
-            .iter()
-            .map(|p| {
-                let from = wasm_dir.join(format!("{}.wasm", p.replace('-', "_")));
-                let to = out_dir.join(format!("{p}.wasm"));
+                &g.package,
+            ]))?;
+            let from = root
+                .join("target")
+                .join(&g.target)
+                .join("plugin")
+                .join(format!("{}.wasm", g.package.replace('-', "_")));
+            let to = out_dir.join(format!("{}.wasm", g.package));
+            if g.target == tools::WASM_TARGET {
                 std::fs::copy(&from, &to).with_context(|| {
                     format!("cannot copy {} to {}", from.display(), to.display())
                 })?;
-                Ok(Built {
-                    name: p.clone(),
-                    path: to,
-                })
-            })
-            .collect()
+            } else {
+                tools::ensure_wasm_tools()?;
+                exec(
+                    std::process::Command::new("wasm-tools")
+                        .args(["component", "new"])
+                        .arg(&from)
+                        .arg("-o")
+                        .arg(&to),
+                )?;
+            }
+            built.push(Built {
+                name: g.package.clone(),
+                path: to,
+            });
+        }
+        Ok(built)
     }
-}
-
-/// Package names of the crates directly under `dir` (sorted).
-pub(crate) fn crate_names(dir: &Path) -> Result<Vec<String>> {
-    crate_manifests(dir)?
-        .iter()
-        .map(|m| manifest_package(m))
-        .collect()
 }
 
 /// The package name a manifest declares.
 pub(crate) fn manifest_package(manifest: &Path) -> Result<String> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("cannot read {}", manifest.display()))?;
-    match package_name(&text) {
+    match table_value(&text, "[package]", "name") {
         Some(name) => Ok(name),
         None => bail!("{}: no [package] name", manifest.display()),
     }
@@ -198,17 +215,18 @@ pub(crate) fn crate_manifests(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// The `name` of a manifest's `[package]` table.
-fn package_name(manifest: &str) -> Option<String> {
-    let mut in_package = false;
+/// The string value of `key` in a manifest's `table` (e.g. `[package]`),
+/// for the simple `key = "value"` lines our manifests use.
+fn table_value(manifest: &str, table: &str, key: &str) -> Option<String> {
+    let mut in_table = false;
     for line in manifest.lines() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_package = line == "[package]";
+            in_table = line == table;
             continue;
         }
-        if in_package
-            && let Some(value) = line.strip_prefix("name")
+        if in_table
+            && let Some(value) = line.strip_prefix(key)
             && let Some(value) = value.trim_start().strip_prefix('=')
         {
             return Some(value.trim().trim_matches('"').to_string());
@@ -225,7 +243,23 @@ mod tests {
     fn reads_package_names() {
         let toml =
             "[lib]\nname = \"x\"\n\n[package]\nname = \"policy-rules\"\nversion.workspace = true\n";
-        assert_eq!(package_name(toml).as_deref(), Some("policy-rules"));
-        assert_eq!(package_name("[workspace]\nmembers = []"), None);
+        assert_eq!(
+            table_value(toml, "[package]", "name").as_deref(),
+            Some("policy-rules")
+        );
+        assert_eq!(
+            table_value("[workspace]\nmembers = []", "[package]", "name"),
+            None
+        );
+        let guest = "[package]\nname = \"r\"\n\n[package.metadata.keyward]\n\
+                     target-dir = \"x\"\ntarget = \"wasm32-unknown-unknown\"\n";
+        assert_eq!(
+            table_value(guest, "[package.metadata.keyward]", "target").as_deref(),
+            Some("wasm32-unknown-unknown")
+        );
+        assert_eq!(
+            table_value(toml, "[package.metadata.keyward]", "target"),
+            None
+        );
     }
 }

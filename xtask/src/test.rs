@@ -40,7 +40,7 @@ fn steps(totals: &mut Totals) -> Result<()> {
     header(
         3,
         STEPS,
-        "cargo clippy --workspace --all-targets -- -D warnings; each Rust guest for wasm32-wasip2",
+        "cargo clippy --workspace --all-targets -- -D warnings; each Rust guest for its wasm32 target",
     );
     exec(cargo().args([
         "clippy",
@@ -53,16 +53,10 @@ fn steps(totals: &mut Totals) -> Result<()> {
     // The guests' wasm32-only code (the WIT glue with its `unsafe`, the
     // allocator and panic handler of a `no_std` guest) is invisible to the
     // native run above. One run per guest, as they are built.
-    for p in plugins::rust_guest_packages(&root())? {
+    for g in plugins::rust_guests(&root())? {
+        tools::ensure_rust_target(&g.target)?;
         exec(cargo().args([
-            "clippy",
-            "--target",
-            tools::WASM_TARGET,
-            "-p",
-            &p,
-            "--",
-            "-D",
-            "warnings",
+            "clippy", "--target", &g.target, "-p", &g.package, "--", "-D", "warnings",
         ]))?;
     }
 

