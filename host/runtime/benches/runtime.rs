@@ -11,8 +11,8 @@
 //! * `decide_policy_rules_async`: the warmed plugin through the async
 //!   `Policy` API, which adds the hand-off to tokio's blocking pool and
 //!   back (reported);
-//! * `decide_empty`: the plain plugin with no rules and no secrets: the
-//!   fixed cost of a sandboxed call (reported);
+//! * `decide_empty`: the plugin pre-initialised with no rules, asked about
+//!   no secrets: the fixed cost of a sandboxed call (reported);
 //! * `render_1k_template` / `render_1k_template_async`: a ~1 KiB template
 //!   rendered by render-template pre-initialised with that template
 //!   (target: <= 50 µs, on the calling thread);
@@ -162,15 +162,29 @@ fn decide(c: &mut Criterion) {
     c.bench_function("decide_policy_rules_cold", |b| {
         b.iter(|| cold.decide_blocking(&request).expect("decide"))
     });
-    // The floor: the same plugin with no rules and no secrets, so that
-    // almost all that remains is the sandbox (Store, instantiate, lowering
-    // the workload, memory reset).
+    // The floor: the same plugin with no rules and no secrets, pre-
+    // initialised like the measured one, so that almost all that remains
+    // is the sandbox (Store, instantiate, lowering the workload, memory
+    // reset).
     let mut empty = request.clone();
     empty.settings = r#"{"rules": []}"#.into();
     empty.secrets.clear();
-    assert_eq!(cold.decide_blocking(&empty).expect("decide"), Vec::new());
+    let floor = rt
+        .load_file(
+            &component_path("policy-rules"),
+            &PluginSpec {
+                warmup: Some(Warmup {
+                    settings: vec![empty.settings.clone()],
+                    plans: Vec::new(),
+                }),
+                ..PluginSpec::named("policy-rules")
+            },
+        )
+        .expect("load");
+    assert!(floor.load_stats().preinitialized, "the warm-up failed");
+    assert_eq!(floor.decide_blocking(&empty).expect("decide"), Vec::new());
     c.bench_function("decide_empty", |b| {
-        b.iter(|| cold.decide_blocking(&empty).expect("decide"))
+        b.iter(|| floor.decide_blocking(&empty).expect("decide"))
     });
     c.bench_function("decide_policy_rules_async", |b| {
         b.iter(|| {
