@@ -11,6 +11,15 @@ use keyward_runtime::{PluginLimits, PluginSpec, Runtime, RuntimeConfig};
 use keyward_tests::{LogCapture, component};
 use serde_json::json;
 
+/// A runtime with its own component cache.
+fn runtime(cache: &std::path::Path) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
 /// policy-rules is built without `std`, with a bump allocator that frees
 /// only the most recent block. A settings document that needs more than
 /// the memory limit to parse stops the call with the memory-limit reason
@@ -20,11 +29,7 @@ use serde_json::json;
 #[test]
 fn policy_rules_out_of_memory_is_the_memory_limit_and_the_next_call_works() {
     let cache = tempfile::tempdir().expect("temp dir");
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let runtime = runtime(cache.path());
     let spec = PluginSpec {
         limits: Some(PluginLimits {
             memory_bytes: 2 << 20,
@@ -79,11 +84,7 @@ fn policy_rules_out_of_memory_is_the_memory_limit_and_the_next_call_works() {
 #[test]
 fn render_template_renders_megabytes_within_half_the_default_memory_limit() {
     let cache = tempfile::tempdir().expect("temp dir");
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let runtime = runtime(cache.path());
     let plugin = runtime
         .load_bytes(
             &component("render-template"),

@@ -82,6 +82,26 @@ fn runtime(cache: &std::path::Path) -> Runtime {
     .expect("runtime")
 }
 
+/// policy-rules loaded as the agent runs it: pre-initialised with its
+/// settings (`PluginSpec::warmup`), so each fresh instance starts from a
+/// snapshot in which they are already parsed.
+fn policy_rules_for(rt: &Runtime, settings: &str) -> keyward_runtime::Plugin {
+    let plugin = rt
+        .load_file(
+            &component_path("policy-rules"),
+            &PluginSpec {
+                warmup: Some(Warmup {
+                    settings: vec![settings.to_string()],
+                    plans: Vec::new(),
+                }),
+                ..PluginSpec::named("policy-rules")
+            },
+        )
+        .expect("load");
+    assert!(plugin.load_stats().preinitialized, "the warm-up failed");
+    plugin
+}
+
 fn decide(c: &mut Criterion) {
     let cache = tempfile::tempdir().expect("temp dir");
     let rt = runtime(cache.path());
@@ -124,19 +144,7 @@ fn decide(c: &mut Criterion) {
         ],
         settings,
     };
-    let plugin = rt
-        .load_file(
-            &component_path("policy-rules"),
-            &PluginSpec {
-                warmup: Some(Warmup {
-                    settings: vec![request.settings.clone()],
-                    plans: Vec::new(),
-                }),
-                ..PluginSpec::named("policy-rules")
-            },
-        )
-        .expect("load");
-    assert!(plugin.load_stats().preinitialized, "the warm-up failed");
+    let plugin = policy_rules_for(&rt, &request.settings);
     let policy = plugin.policy().expect("policy");
     let tokio = tokio();
     // Fail loudly if the settings or request are wrong.
@@ -169,19 +177,7 @@ fn decide(c: &mut Criterion) {
     let mut empty = request.clone();
     empty.settings = r#"{"rules": []}"#.into();
     empty.secrets.clear();
-    let floor = rt
-        .load_file(
-            &component_path("policy-rules"),
-            &PluginSpec {
-                warmup: Some(Warmup {
-                    settings: vec![empty.settings.clone()],
-                    plans: Vec::new(),
-                }),
-                ..PluginSpec::named("policy-rules")
-            },
-        )
-        .expect("load");
-    assert!(floor.load_stats().preinitialized, "the warm-up failed");
+    let floor = policy_rules_for(&rt, &empty.settings);
     assert_eq!(floor.decide_blocking(&empty).expect("decide"), Vec::new());
     c.bench_function("decide_empty", |b| {
         b.iter(|| floor.decide_blocking(&empty).expect("decide"))
