@@ -1,8 +1,9 @@
 //! The WIT glue: the `decider` export, converting between the generated
 //! bindings and the crate's [`model`](crate::model). No decision logic lives
 //! here. Being the wasm32-only module, it also holds what a `no_std`
-//! component needs: the global allocator, the panic handler, the exported
-//! `cabi_realloc` and the instance-wide settings cache.
+//! component needs: the global allocator (`plugins/common/bump.rs`,
+//! compiled in as a module), the panic handler, the exported `cabi_realloc`
+//! and the instance-wide settings cache.
 
 use alloc::collections::BTreeMap;
 use core::alloc::{GlobalAlloc, Layout};
