@@ -125,17 +125,29 @@ pub(crate) fn rust_guests(root: &Path) -> Result<Vec<RustGuest>> {
     let mut guests = Vec::new();
     for dir in ["plugins", "tests/guests"] {
         for manifest in crate_manifests(&root.join(dir))? {
-            let text = std::fs::read_to_string(&manifest)
-                .with_context(|| format!("cannot read {}", manifest.display()))?;
-            let Some(package) = table_value(&text, "[package]", "name") else {
-                bail!("{}: no [package] name", manifest.display());
-            };
+            let (package, text) = read_manifest(&manifest)?;
             let target = table_value(&text, "[package.metadata.keyward]", "target")
                 .unwrap_or_else(|| tools::WASM_TARGET.to_string());
             guests.push(RustGuest { package, target });
         }
     }
     Ok(guests)
+}
+
+/// Every target the guests are built for, each added once (a `rustup`
+/// run), and `wasm-tools` when a guest's core module must be made a
+/// component.
+pub(crate) fn ensure_guest_targets(guests: &[RustGuest]) -> Result<()> {
+    let mut targets: Vec<&str> = guests.iter().map(|g| g.target.as_str()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    for target in &targets {
+        tools::ensure_rust_target(target)?;
+    }
+    if targets.iter().any(|t| *t != tools::WASM_TARGET) {
+        tools::ensure_wasm_tools()?;
+    }
+    Ok(())
 }
 
 impl Builder for RustGuests {
@@ -148,9 +160,9 @@ impl Builder for RustGuests {
         // One build per crate: cargo unifies dependency features across
         // the packages of one build, and a `no_std` guest (policy-rules)
         // must not get `std` turned on in its dependencies by a neighbour.
+        ensure_guest_targets(&guests)?;
         let mut built = Vec::new();
         for g in &guests {
-            tools::ensure_rust_target(&g.target)?;
             exec(cargo().args([
                 "build",
                 "--target",
@@ -171,7 +183,6 @@ impl Builder for RustGuests {
                     format!("cannot copy {} to {}", from.display(), to.display())
                 })?;
             } else {
-                tools::ensure_wasm_tools()?;
                 exec(
                     std::process::Command::new("wasm-tools")
                         .args(["component", "new"])
@@ -191,10 +202,15 @@ impl Builder for RustGuests {
 
 /// The package name a manifest declares.
 pub(crate) fn manifest_package(manifest: &Path) -> Result<String> {
+    read_manifest(manifest).map(|(name, _)| name)
+}
+
+/// A manifest's package name and its text.
+fn read_manifest(manifest: &Path) -> Result<(String, String)> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("cannot read {}", manifest.display()))?;
     match table_value(&text, "[package]", "name") {
-        Some(name) => Ok(name),
+        Some(name) => Ok((name, text)),
         None => bail!("{}: no [package] name", manifest.display()),
     }
 }

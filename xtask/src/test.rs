@@ -53,8 +53,9 @@ fn steps(totals: &mut Totals) -> Result<()> {
     // The guests' wasm32-only code (the WIT glue with its `unsafe`, the
     // allocator and panic handler of a `no_std` guest) is invisible to the
     // native run above. One run per guest, as they are built.
-    for g in plugins::rust_guests(&root())? {
-        tools::ensure_rust_target(&g.target)?;
+    let guests = plugins::rust_guests(&root())?;
+    plugins::ensure_guest_targets(&guests)?;
+    for g in &guests {
         exec(cargo().args([
             "clippy", "--target", &g.target, "-p", &g.package, "--", "-D", "warnings",
         ]))?;
